@@ -1,0 +1,221 @@
+//! Configuration sections shared by several services. Every field has a documented default;
+//! durations and sizes carry their unit in the key name (`_ms`, `_secs`, `_bytes`).
+
+use serde::Deserialize;
+
+use super::{ConfigError, Validate, check};
+use crate::Secret;
+use crate::subjects::Subjects;
+
+/// `[nats]`: how to reach NATS and which subject prefix to use.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsSettings {
+    /// Server URL(s), comma-separated. `NATS_URL` sets it too.
+    pub url: String,
+    /// User name, as given to each role in `nats.conf`.
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    /// Subject prefix (`flick` → `flick.metrics.<serverId>`, stream `FLICK_METRICS`).
+    pub prefix: String,
+    /// How long the first connection may take before start-up fails.
+    pub connect_timeout_ms: u64,
+    /// Bound on JetStream API calls and publish acknowledgements.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            user: None,
+            password: None,
+            prefix: crate::subjects::DEFAULT_PREFIX.to_owned(),
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl NatsSettings {
+    /// The subject namespace; valid once [`Validate::validate`] has passed.
+    pub fn subjects(&self) -> Subjects {
+        Subjects::new(self.prefix.clone()).unwrap_or_default()
+    }
+}
+
+impl Validate for NatsSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check("nats.url", !self.url.trim().is_empty(), || "must not be empty".into())?;
+        Subjects::new(self.prefix.clone()).map_err(|err| ConfigError::new("nats.prefix", err.to_string()))?;
+        check("nats.password", self.user.is_some() || self.password.is_none(), || {
+            "is set but nats.user is not".into()
+        })?;
+        check("nats.connect_timeout_ms", self.connect_timeout_ms > 0, || "must be > 0".into())?;
+        check("nats.request_timeout_ms", self.request_timeout_ms > 0, || "must be > 0".into())
+    }
+}
+
+/// `[streams]`: the JetStream streams' limits. A stream is bounded by both age and size; the
+/// oldest messages go first when either is reached.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamSettings {
+    pub metrics_max_age_secs: u64,
+    pub metrics_max_bytes: i64,
+    pub alerts_max_age_secs: u64,
+    pub alerts_max_bytes: i64,
+    pub logs_max_age_secs: u64,
+    pub logs_max_bytes: i64,
+    /// Window in which JetStream drops a message whose `Nats-Msg-Id` it has already stored.
+    pub duplicate_window_secs: u64,
+    /// Replicas of each stream (1 for a single NATS server; 3 in a cluster).
+    pub replicas: usize,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            metrics_max_age_secs: 24 * 3600,
+            metrics_max_bytes: 1 << 30,
+            alerts_max_age_secs: 30 * 24 * 3600,
+            alerts_max_bytes: 256 << 20,
+            logs_max_age_secs: 7 * 24 * 3600,
+            logs_max_bytes: 1 << 30,
+            duplicate_window_secs: 120,
+            replicas: 1,
+        }
+    }
+}
+
+impl Validate for StreamSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (name, age) in [
+            ("streams.metrics_max_age_secs", self.metrics_max_age_secs),
+            ("streams.alerts_max_age_secs", self.alerts_max_age_secs),
+            ("streams.logs_max_age_secs", self.logs_max_age_secs),
+        ] {
+            check(name, age >= self.duplicate_window_secs, || {
+                format!("{age} is shorter than streams.duplicate_window_secs")
+            })?;
+        }
+        for (name, bytes) in [
+            ("streams.metrics_max_bytes", self.metrics_max_bytes),
+            ("streams.alerts_max_bytes", self.alerts_max_bytes),
+            ("streams.logs_max_bytes", self.logs_max_bytes),
+        ] {
+            check(name, bytes >= 1 << 20, || format!("{bytes} is less than 1 MiB"))?;
+        }
+        check("streams.duplicate_window_secs", self.duplicate_window_secs > 0, || {
+            "must be > 0".into()
+        })?;
+        check("streams.replicas", (1..=5).contains(&self.replicas), || {
+            format!("{} is not in 1..=5", self.replicas)
+        })
+    }
+}
+
+/// `[database]`: PostgreSQL (with TimescaleDB when available).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Connection URL. `DATABASE_URL` sets it too.
+    pub url: Secret,
+    pub max_connections: u32,
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("postgres://postgres@127.0.0.1:5432/flick"),
+            max_connections: 10,
+            connect_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Validate for DatabaseSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.url.expose();
+        check(
+            "database.url",
+            url.starts_with("postgres://") || url.starts_with("postgresql://"),
+            || "must be a postgres:// or postgresql:// URL".into(),
+        )?;
+        check("database.max_connections", self.max_connections > 0, || "must be > 0".into())
+    }
+}
+
+/// `[log]`: what is logged and how.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// A `tracing` filter such as `info` or `flick_persister=debug,info`. `RUST_LOG` sets it too.
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            filter: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Validate for LogSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        tracing_subscriber::EnvFilter::try_new(&self.filter)
+            .map(|_| ())
+            .map_err(|err| ConfigError::new("log.filter", format!("{:?} is not a valid filter: {err}", self.filter)))
+    }
+}
+
+/// `[ops]`: the small HTTP listener for `/healthz`, `/readyz` and `/metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpsSettings {
+    /// `host:port` to listen on; empty turns the listener off.
+    pub listen: String,
+}
+
+impl OpsSettings {
+    pub fn on(listen: &str) -> Self {
+        Self {
+            listen: listen.to_owned(),
+        }
+    }
+
+    /// The address to bind, `None` when the listener is off.
+    pub fn address(&self) -> Option<std::net::SocketAddr> {
+        self.listen.parse().ok()
+    }
+
+    pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
+        check(
+            &format!("{section}.listen"),
+            self.listen.is_empty() || self.address().is_some(),
+            || format!("{:?} is not host:port (for example 0.0.0.0:9101)", self.listen),
+        )
+    }
+}
+
+impl Default for OpsSettings {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+        }
+    }
+}

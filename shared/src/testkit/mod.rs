@@ -1,0 +1,41 @@
+//! Helpers for tests against the real NATS and PostgreSQL (enabled by the `testkit` feature).
+//!
+//! Each test isolates itself with its own subject prefix (hence its own stream names), and, when
+//! it needs to stop or restart NATS, its own private `nats-server` on a free port.
+
+mod nats_server;
+mod receive;
+
+pub use nats_server::NatsServer;
+pub use receive::{eventually, next_json, next_message, read_stream};
+
+use crate::Subjects;
+
+/// `NATS_URL`, or the machine's NATS at `nats://127.0.0.1:4222`.
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// A subject prefix no other test uses, such as `t3f9a0c2d4e1b`.
+pub fn unique_prefix() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("t{}", &id[..12])
+}
+
+/// The subjects and stream names of a fresh, private namespace.
+pub fn unique_subjects() -> Subjects {
+    Subjects::new(unique_prefix()).expect("generated prefixes are valid")
+}
+
+/// Installs a test log subscriber when `TEST_LOG` is set (off by default: quiet test output).
+pub fn init_test_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("TEST_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug")),
+            )
+            .with_test_writer()
+            .try_init();
+    }
+}

@@ -1,0 +1,339 @@
+//! `MetricSample`: one server's figures at one instant, published every collection interval on
+//! `<prefix>.metrics.<serverId>`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Payload, ServerId, check_not_in_future, default_version};
+
+/// One sample. The first seven fields are the original protocol's and are required; every other
+/// field is optional detail, so a script can publish a minimal sample and an older consumer
+/// ignores what it does not know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricSample {
+    #[serde(default = "default_version")]
+    pub v: u32,
+    pub server_id: ServerId,
+    /// When the sample was taken (RFC 3339, UTC, milliseconds).
+    #[serde(with = "super::timestamp")]
+    pub timestamp: DateTime<Utc>,
+    /// Busy time of all cores, percent (0..=100).
+    pub cpu_usage: f64,
+    /// Memory in use (total minus available), percent of total.
+    pub memory_usage: f64,
+    /// Usage of the fullest real filesystem, percent: the figure a "disk full" alert needs.
+    pub disk_usage: f64,
+    /// Network throughput, received plus transmitted, bytes per second, loopback excluded.
+    pub network_usage: u64,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Busy percent of each logical core, in the kernel's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_cores: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap: Option<SwapStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_average: Option<LoadAverage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_count: Option<u32>,
+    /// Real filesystems only (no tmpfs, proc, overlay…), one entry per device.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<MountUsage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_io: Option<DiskIo>,
+    /// `networkUsage` split into its two directions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkRates>,
+    /// Per interface, loopback excluded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<InterfaceRates>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryStats {
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+    pub available_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SwapStats {
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadAverage {
+    pub one: f64,
+    pub five: f64,
+    pub fifteen: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MountUsage {
+    pub mount_point: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub device: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub file_system: String,
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+}
+
+impl MountUsage {
+    /// Used percent of the space a non-root user can reach, as `df` shows it.
+    pub fn usage_percent(&self) -> f64 {
+        percent(self.used_bytes, self.total_bytes)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiskIo {
+    pub read_bytes_per_sec: u64,
+    pub write_bytes_per_sec: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkRates {
+    pub rx_bytes_per_sec: u64,
+    pub tx_bytes_per_sec: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InterfaceRates {
+    pub name: String,
+    pub rx_bytes_per_sec: u64,
+    pub tx_bytes_per_sec: u64,
+}
+
+/// `part` as a percent of `whole`, 0 when `whole` is 0, clamped to 0..=100.
+pub fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 / whole as f64 * 100.0).clamp(0.0, 100.0)
+    }
+}
+
+impl MetricSample {
+    /// A sample with only the required fields, the smallest thing a publisher may send.
+    pub fn minimal(
+        server_id: ServerId,
+        timestamp: DateTime<Utc>,
+        cpu_usage: f64,
+        memory_usage: f64,
+        disk_usage: f64,
+        network_usage: u64,
+    ) -> Self {
+        Self {
+            v: super::WIRE_VERSION,
+            server_id,
+            timestamp,
+            cpu_usage,
+            memory_usage,
+            disk_usage,
+            network_usage,
+            hostname: None,
+            cpu_cores: Vec::new(),
+            memory: None,
+            swap: None,
+            load_average: None,
+            uptime_secs: None,
+            process_count: None,
+            mounts: Vec::new(),
+            disk_io: None,
+            network: None,
+            interfaces: Vec::new(),
+        }
+    }
+
+    /// The `Nats-Msg-Id` of this sample: `<serverId>:<unix-millis>`, so JetStream drops a
+    /// sample published twice within the stream's duplicate window.
+    pub fn message_id(&self) -> String {
+        format!("{}:{}", self.server_id, self.timestamp.timestamp_millis())
+    }
+}
+
+fn check_percent(name: &str, value: f64) -> Result<(), String> {
+    if value.is_finite() && (0.0..=100.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("{name} {value} is not a percentage in 0..=100"))
+    }
+}
+
+impl Payload for MetricSample {
+    fn version(&self) -> u32 {
+        self.v
+    }
+
+    fn check(&self, now: DateTime<Utc>) -> Result<(), String> {
+        check_percent("cpuUsage", self.cpu_usage)?;
+        check_percent("memoryUsage", self.memory_usage)?;
+        check_percent("diskUsage", self.disk_usage)?;
+        for (core, usage) in self.cpu_cores.iter().enumerate() {
+            check_percent(&format!("cpuCores[{core}]"), *usage)?;
+        }
+        if let Some(load) = self.load_average {
+            for (name, value) in [("one", load.one), ("five", load.five), ("fifteen", load.fifteen)] {
+                if !(value.is_finite() && value >= 0.0) {
+                    return Err(format!("loadAverage.{name} {value} is not a non-negative number"));
+                }
+            }
+        }
+        check_not_in_future("timestamp", self.timestamp, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{WireError, decode};
+    use super::*;
+    use chrono::TimeZone;
+
+    fn full_sample() -> MetricSample {
+        MetricSample {
+            hostname: Some("web-01".into()),
+            cpu_cores: vec![40.0, 50.5],
+            memory: Some(MemoryStats {
+                total_bytes: 8 << 30,
+                used_bytes: 6 << 30,
+                available_bytes: 2 << 30,
+            }),
+            swap: Some(SwapStats {
+                total_bytes: 1 << 30,
+                used_bytes: 0,
+            }),
+            load_average: Some(LoadAverage {
+                one: 0.5,
+                five: 0.25,
+                fifteen: 0.125,
+            }),
+            uptime_secs: Some(86_400),
+            process_count: Some(212),
+            mounts: vec![MountUsage {
+                mount_point: "/".into(),
+                device: "/dev/vda".into(),
+                file_system: "ext4".into(),
+                total_bytes: 100,
+                used_bytes: 65,
+            }],
+            disk_io: Some(DiskIo {
+                read_bytes_per_sec: 4096,
+                write_bytes_per_sec: 8192,
+            }),
+            network: Some(NetworkRates {
+                rx_bytes_per_sec: 1000,
+                tx_bytes_per_sec: 24,
+            }),
+            interfaces: vec![InterfaceRates {
+                name: "eth0".into(),
+                rx_bytes_per_sec: 1000,
+                tx_bytes_per_sec: 24,
+            }],
+            ..MetricSample::minimal(
+                ServerId::parse("server-id").expect("valid id"),
+                Utc.with_ymd_and_hms(2024, 3, 9, 12, 0, 0).single().expect("valid time"),
+                45.2,
+                78.5,
+                65.0,
+                1024,
+            )
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 3, 9, 12, 0, 1).single().expect("valid time")
+    }
+
+    #[test]
+    fn round_trips_with_every_field() {
+        let sample = full_sample();
+        let json = serde_json::to_vec(&sample).expect("serialises");
+        let back: MetricSample = decode(&json, now()).expect("decodes");
+        assert_eq!(back, sample);
+    }
+
+    #[test]
+    fn speaks_the_original_protocol() {
+        let json = serde_json::to_value(full_sample()).expect("serialises");
+        assert_eq!(json["v"], 1);
+        assert_eq!(json["serverId"], "server-id");
+        assert_eq!(json["cpuUsage"], 45.2);
+        assert_eq!(json["memoryUsage"], 78.5);
+        assert_eq!(json["diskUsage"], 65.0);
+        assert_eq!(json["networkUsage"], 1024);
+        assert_eq!(json["timestamp"], "2024-03-09T12:00:00.000Z");
+        assert_eq!(json["loadAverage"]["fifteen"], 0.125);
+        assert_eq!(json["interfaces"][0]["rxBytesPerSec"], 1000);
+    }
+
+    #[test]
+    fn minimal_sample_is_accepted() {
+        let json = br#"{"v":1,"serverId":"server-id","cpuUsage":45.2,"memoryUsage":78.5,
+            "diskUsage":65.0,"networkUsage":1024,"timestamp":"2024-03-09T12:00:00Z"}"#;
+        let sample: MetricSample = decode(json, now()).expect("minimal sample decodes");
+        assert_eq!(sample.server_id.as_str(), "server-id");
+        assert!(sample.cpu_cores.is_empty() && sample.memory.is_none());
+        // And what we write for it is minimal again: no nulls, no empty arrays.
+        let written = serde_json::to_value(&sample).expect("serialises");
+        assert_eq!(written.as_object().map(|o| o.len()), Some(7), "{written}");
+    }
+
+    #[test]
+    fn unknown_fields_are_tolerated() {
+        let json = br#"{"v":1,"serverId":"s1","cpuUsage":1,"memoryUsage":2,"diskUsage":3,
+            "networkUsage":4,"timestamp":"2024-03-09T13:00:00+01:00",
+            "gpuUsage":12.5,"memory":{"totalBytes":1,"usedBytes":1,"availableBytes":0,"cached":9}}"#;
+        let sample: MetricSample = decode(json, now()).expect("unknown fields ignored");
+        assert_eq!(sample.timestamp, full_sample().timestamp, "offset converted to UTC");
+        assert_eq!(sample.memory.map(|m| m.total_bytes), Some(1));
+    }
+
+    #[test]
+    fn refuses_what_a_consumer_must_not_store() {
+        let base = serde_json::to_value(full_sample()).expect("serialises");
+        let cases: [(&str, serde_json::Value, &str); 6] = [
+            ("v", 2.into(), "unsupported_version"),
+            ("cpuUsage", 100.5.into(), "invalid"),
+            ("memoryUsage", (-1.0).into(), "invalid"),
+            ("timestamp", "2024-03-09T13:00:00Z".into(), "invalid"),
+            ("timestamp", "yesterday".into(), "malformed_json"),
+            ("serverId", "a.b".into(), "malformed_json"),
+        ];
+        for (field, value, kind) in cases {
+            let mut json = base.clone();
+            json[field] = value;
+            let bytes = serde_json::to_vec(&json).expect("serialises");
+            let err = decode::<MetricSample>(&bytes, now()).expect_err(field);
+            assert_eq!(err.kind(), kind, "{field}: {err}");
+        }
+        assert!(matches!(
+            decode::<MetricSample>(b"not json", now()),
+            Err(WireError::Json(_))
+        ));
+        let missing = br#"{"v":1,"serverId":"s1","cpuUsage":1}"#;
+        assert_eq!(
+            decode::<MetricSample>(missing, now()).map_err(|e| e.kind()).err(),
+            Some("malformed_json")
+        );
+    }
+
+    #[test]
+    fn message_id_is_server_and_millis() {
+        assert_eq!(full_sample().message_id(), "server-id:1709985600000");
+    }
+}

@@ -1,0 +1,82 @@
+//! The JSON payloads of FLick's public NATS interface (version 1).
+//!
+//! Every payload is camelCase JSON with `"v": 1`. Within a version fields are only ever added,
+//! so decoders here ignore fields they do not know and producers may omit every optional one.
+//! [`decode`] is the one way services read a payload: JSON first, then the version, then the
+//! payload's own checks, each failure with a reason that can be counted and dead-lettered.
+
+mod alert_event;
+mod log_entry;
+mod metric_sample;
+mod server_id;
+mod status;
+mod timestamp;
+
+pub use alert_event::{AlertEvent, AlertSeverity, AlertState};
+pub use log_entry::{LogEntry, LogLevel, MAX_LOG_MESSAGE_BYTES};
+pub use metric_sample::{
+    DiskIo, InterfaceRates, LoadAverage, MemoryStats, MetricSample, MountUsage, NetworkRates,
+    SwapStats,
+};
+pub use server_id::{InvalidServerId, MAX_SERVER_ID_LEN, ServerId};
+pub use status::{ServerStatus, StatusState};
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+
+/// The only payload version this build reads and writes.
+pub const WIRE_VERSION: u32 = 1;
+
+/// How far in the future a timestamp may be before it is refused: generous for clock skew
+/// between hosts, tight enough that a broken clock cannot write rows a year ahead.
+pub const MAX_FUTURE_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Why a payload was refused. `kind()` is a short stable label for counters and dead letters.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("malformed JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported payload version {0} (this build reads version {WIRE_VERSION})")]
+    UnsupportedVersion(u32),
+    #[error("invalid payload: {0}")]
+    Invalid(String),
+}
+
+impl WireError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WireError::Json(_) => "malformed_json",
+            WireError::UnsupportedVersion(_) => "unsupported_version",
+            WireError::Invalid(_) => "invalid",
+        }
+    }
+}
+
+/// A payload of the public interface: it knows its version and how to check itself.
+pub trait Payload: DeserializeOwned {
+    fn version(&self) -> u32;
+    /// Checks that decoding cannot express (ranges, clock skew), relative to `now`.
+    fn check(&self, now: DateTime<Utc>) -> Result<(), String>;
+}
+
+/// Decodes and checks one payload: the single entry point for every consumer of a subject.
+pub fn decode<T: Payload>(bytes: &[u8], now: DateTime<Utc>) -> Result<T, WireError> {
+    let payload: T = serde_json::from_slice(bytes)?;
+    if payload.version() != WIRE_VERSION {
+        return Err(WireError::UnsupportedVersion(payload.version()));
+    }
+    payload.check(now).map_err(WireError::Invalid)?;
+    Ok(payload)
+}
+
+fn check_not_in_future(what: &str, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), String> {
+    if at > now + MAX_FUTURE_SKEW {
+        Err(format!("{what} {at} is more than 5 minutes in the future"))
+    } else {
+        Ok(())
+    }
+}
+
+fn default_version() -> u32 {
+    WIRE_VERSION
+}
