@@ -8,7 +8,7 @@ use async_nats::{Client, ConnectOptions, Event};
 use crate::config::NatsSettings;
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot connect to NATS at {url} as {who}: {source}")]
+#[error("cannot connect to NATS at {url} as {who}")]
 pub struct NatsConnectError {
     pub url: String,
     pub who: String,

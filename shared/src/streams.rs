@@ -18,7 +18,11 @@ pub struct StreamError {
 
 /// The configuration of one stream: file storage, limits retention bounded by age and size
 /// (oldest dropped first), and a duplicate window for `Nats-Msg-Id` de-duplication.
-pub fn stream_config(subjects: &Subjects, limits: &StreamSettings, kind: StreamKind) -> stream::Config {
+pub fn stream_config(
+    subjects: &Subjects,
+    limits: &StreamSettings,
+    kind: StreamKind,
+) -> stream::Config {
     let (max_age, max_bytes, description) = match kind {
         StreamKind::Metrics => (
             limits.metrics_max_age_secs,
@@ -30,7 +34,11 @@ pub fn stream_config(subjects: &Subjects, limits: &StreamSettings, kind: StreamK
             limits.alerts_max_bytes,
             "FLick alert transitions (firing, resolved)",
         ),
-        StreamKind::Logs => (limits.logs_max_age_secs, limits.logs_max_bytes, "FLick log entries"),
+        StreamKind::Logs => (
+            limits.logs_max_age_secs,
+            limits.logs_max_bytes,
+            "FLick log entries",
+        ),
     };
     stream::Config {
         name: subjects.stream_name(kind),
@@ -66,7 +74,10 @@ pub async fn ensure_streams(
             // Another replica may have created it between our update and create: try once more.
             attempt = js.create_or_update_stream(config).await;
         }
-        attempt.map_err(|source| StreamError { stream: name.clone(), source })?;
+        attempt.map_err(|source| StreamError {
+            stream: name.clone(),
+            source,
+        })?;
         tracing::debug!(stream = %name, "Stream ready");
     }
     Ok(())

@@ -36,7 +36,9 @@ impl StreamKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid subject prefix {0:?}: use 1 to 32 ASCII letters, digits, '-' or '_' (one subject token)")]
+#[error(
+    "invalid subject prefix {0:?}: use 1 to 32 ASCII letters, digits, '-' or '_' (one subject token)"
+)]
 pub struct InvalidPrefix(pub String);
 
 /// The subject namespace of one FLick installation.
@@ -109,7 +111,13 @@ impl Subjects {
         let prefix: String = self
             .prefix
             .chars()
-            .map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() })
+            .map(|c| {
+                if c == '-' {
+                    '_'
+                } else {
+                    c.to_ascii_uppercase()
+                }
+            })
             .collect();
         format!("{prefix}_{}", kind.token().to_ascii_uppercase())
     }
@@ -163,10 +171,22 @@ mod tests {
     fn prefixes_isolate_names() {
         let s = Subjects::new("t-ab12").expect("valid");
         assert_eq!(s.stream_name(StreamKind::Logs), "T_AB12_LOGS");
-        assert_eq!(s.server_id_in(StreamKind::Metrics, "t-ab12.metrics.x1"), Some("x1"));
-        assert_eq!(s.server_id_in(StreamKind::Metrics, "flick.metrics.x1"), None);
-        assert_eq!(s.server_id_in(StreamKind::Metrics, "t-ab12.metrics.a.b"), None);
-        assert_eq!(s.server_id_in(StreamKind::Alerts, "t-ab12.metrics.x1"), None);
+        assert_eq!(
+            s.server_id_in(StreamKind::Metrics, "t-ab12.metrics.x1"),
+            Some("x1")
+        );
+        assert_eq!(
+            s.server_id_in(StreamKind::Metrics, "flick.metrics.x1"),
+            None
+        );
+        assert_eq!(
+            s.server_id_in(StreamKind::Metrics, "t-ab12.metrics.a.b"),
+            None
+        );
+        assert_eq!(
+            s.server_id_in(StreamKind::Alerts, "t-ab12.metrics.x1"),
+            None
+        );
         for bad in ["", "a.b", "a*", "a b"] {
             assert!(Subjects::new(bad).is_err(), "{bad:?}");
         }

@@ -18,3 +18,36 @@ pub fn init(settings: &LogSettings) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+/// An error and its causes on one line, each cause once: many errors already repeat their
+/// source in their own message, and `{:#}` would print it twice.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[test]
+    fn one_line_names_each_cause_once() {
+        let io = std::io::Error::other("refused");
+        let err = anyhow::Error::new(Repeats(io)).context("start");
+        assert_eq!(one_line(&err), "start: outer: refused");
+    }
+}

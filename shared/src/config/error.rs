@@ -43,7 +43,11 @@ impl ConfigError {
         // Only the first error is reported: one line, the first thing to fix.
         let message = err.kind.to_string().replace('\n', " ");
         Self {
-            setting: if setting.is_empty() { "(top level)".to_owned() } else { setting },
+            setting: if setting.is_empty() {
+                "(top level)".to_owned()
+            } else {
+                setting
+            },
             message,
             origin,
         }
@@ -52,7 +56,11 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration: {}: {}", self.setting, self.message)?;
+        write!(
+            f,
+            "invalid configuration: {}: {}",
+            self.setting, self.message
+        )?;
         if let Some(origin) = &self.origin {
             write!(f, " (from {origin})")?;
         }

@@ -46,13 +46,26 @@ impl NatsSettings {
 
 impl Validate for NatsSettings {
     fn validate(&self) -> Result<(), ConfigError> {
-        check("nats.url", !self.url.trim().is_empty(), || "must not be empty".into())?;
-        Subjects::new(self.prefix.clone()).map_err(|err| ConfigError::new("nats.prefix", err.to_string()))?;
-        check("nats.password", self.user.is_some() || self.password.is_none(), || {
-            "is set but nats.user is not".into()
+        check("nats.url", !self.url.trim().is_empty(), || {
+            "must not be empty".into()
         })?;
-        check("nats.connect_timeout_ms", self.connect_timeout_ms > 0, || "must be > 0".into())?;
-        check("nats.request_timeout_ms", self.request_timeout_ms > 0, || "must be > 0".into())
+        Subjects::new(self.prefix.clone())
+            .map_err(|err| ConfigError::new("nats.prefix", err.to_string()))?;
+        check(
+            "nats.password",
+            self.user.is_some() || self.password.is_none(),
+            || "is set but nats.user is not".into(),
+        )?;
+        check(
+            "nats.connect_timeout_ms",
+            self.connect_timeout_ms > 0,
+            || "must be > 0".into(),
+        )?;
+        check(
+            "nats.request_timeout_ms",
+            self.request_timeout_ms > 0,
+            || "must be > 0".into(),
+        )
     }
 }
 
@@ -104,11 +117,15 @@ impl Validate for StreamSettings {
             ("streams.alerts_max_bytes", self.alerts_max_bytes),
             ("streams.logs_max_bytes", self.logs_max_bytes),
         ] {
-            check(name, bytes >= 1 << 20, || format!("{bytes} is less than 1 MiB"))?;
+            check(name, bytes >= 1 << 20, || {
+                format!("{bytes} is less than 1 MiB")
+            })?;
         }
-        check("streams.duplicate_window_secs", self.duplicate_window_secs > 0, || {
-            "must be > 0".into()
-        })?;
+        check(
+            "streams.duplicate_window_secs",
+            self.duplicate_window_secs > 0,
+            || "must be > 0".into(),
+        )?;
         check("streams.replicas", (1..=5).contains(&self.replicas), || {
             format!("{} is not in 1..=5", self.replicas)
         })
@@ -143,7 +160,9 @@ impl Validate for DatabaseSettings {
             url.starts_with("postgres://") || url.starts_with("postgresql://"),
             || "must be a postgres:// or postgresql:// URL".into(),
         )?;
-        check("database.max_connections", self.max_connections > 0, || "must be > 0".into())
+        check("database.max_connections", self.max_connections > 0, || {
+            "must be > 0".into()
+        })
     }
 }
 
@@ -169,7 +188,7 @@ pub enum LogFormat {
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
-            filter: "info".to_owned(),
+            filter: "info,async_nats=warn".to_owned(),
             format: LogFormat::Text,
         }
     }
@@ -179,12 +198,17 @@ impl Validate for LogSettings {
     fn validate(&self) -> Result<(), ConfigError> {
         tracing_subscriber::EnvFilter::try_new(&self.filter)
             .map(|_| ())
-            .map_err(|err| ConfigError::new("log.filter", format!("{:?} is not a valid filter: {err}", self.filter)))
+            .map_err(|err| {
+                ConfigError::new(
+                    "log.filter",
+                    format!("{:?} is not a valid filter: {err}", self.filter),
+                )
+            })
     }
 }
 
 /// `[ops]`: the small HTTP listener for `/healthz`, `/readyz` and `/metrics`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OpsSettings {
     /// `host:port` to listen on; empty turns the listener off.
@@ -207,15 +231,12 @@ impl OpsSettings {
         check(
             &format!("{section}.listen"),
             self.listen.is_empty() || self.address().is_some(),
-            || format!("{:?} is not host:port (for example 0.0.0.0:9101)", self.listen),
+            || {
+                format!(
+                    "{:?} is not host:port (for example 0.0.0.0:9101)",
+                    self.listen
+                )
+            },
         )
-    }
-}
-
-impl Default for OpsSettings {
-    fn default() -> Self {
-        Self {
-            listen: String::new(),
-        }
     }
 }

@@ -26,7 +26,10 @@ impl NatsServer {
     /// Started with `-c config` (for example the repository's `nats.conf`) and the environment
     /// variables that config reads; port and store directory are still private to the test.
     pub fn start_with_config(config: &Path, env: &[(&str, &str)]) -> Self {
-        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Self::launch(Some(config.to_owned()), env)
     }
 
@@ -47,7 +50,8 @@ impl NatsServer {
         let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".to_owned());
         let mut command = Command::new(&binary);
         if let Some(config) = &self.config {
-            command.arg("-c").arg(config);
+            // `-m 0`: no monitoring port, so parallel tests do not fight over 8222.
+            command.arg("-c").arg(config).args(["-m", "0"]);
         } else {
             command.arg("-js");
         }
@@ -74,11 +78,17 @@ impl NatsServer {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("nats-server on port {} exited at start-up: {status}", self.port);
+                panic!(
+                    "nats-server on port {} exited at start-up: {status}",
+                    self.port
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("nats-server on port {} did not listen within 15 s", self.port);
+        panic!(
+            "nats-server on port {} did not listen within 15 s",
+            self.port
+        );
     }
 
     pub fn port(&self) -> u16 {

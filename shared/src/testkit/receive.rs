@@ -75,7 +75,11 @@ pub async fn read_stream(js: &jetstream::Context, stream: &str) -> Vec<jetstream
         while let Some(message) = batch.next().await {
             out.push(message.expect("read a stream message"));
         }
-        assert!(out.len() > before, "stream stopped delivering at {} of {expected}", out.len());
+        assert!(
+            out.len() > before,
+            "stream stopped delivering at {} of {expected}",
+            out.len()
+        );
     }
     out
 }

@@ -66,9 +66,15 @@ impl Payload for AlertEvent {
     fn check(&self, now: DateTime<Utc>) -> Result<(), String> {
         let metric_ok = !self.metric.is_empty()
             && self.metric.len() <= 32
-            && self.metric.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            && self
+                .metric
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !metric_ok {
-            return Err(format!("metric {:?} is not a short lowercase name", self.metric));
+            return Err(format!(
+                "metric {:?} is not a short lowercase name",
+                self.metric
+            ));
         }
         if self.started_at > self.at {
             return Err("startedAt is after at".into());

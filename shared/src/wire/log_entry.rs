@@ -88,7 +88,9 @@ mod tests {
         let empty = br#"{"v":1,"id":"6f1c1b9e-8f5a-4d47-9d7a-1b1f2e3d4c5b","serverId":"s1",
             "timestamp":"2024-03-09T12:00:00Z","level":"info","message":""}"#;
         assert_eq!(
-            decode::<LogEntry>(empty, Utc::now()).map_err(|e| e.kind()).err(),
+            decode::<LogEntry>(empty, Utc::now())
+                .map_err(|e| e.kind())
+                .err(),
             Some("invalid")
         );
     }

@@ -188,9 +188,15 @@ impl Payload for MetricSample {
             check_percent(&format!("cpuCores[{core}]"), *usage)?;
         }
         if let Some(load) = self.load_average {
-            for (name, value) in [("one", load.one), ("five", load.five), ("fifteen", load.fifteen)] {
+            for (name, value) in [
+                ("one", load.one),
+                ("five", load.five),
+                ("fifteen", load.fifteen),
+            ] {
                 if !(value.is_finite() && value >= 0.0) {
-                    return Err(format!("loadAverage.{name} {value} is not a non-negative number"));
+                    return Err(format!(
+                        "loadAverage.{name} {value} is not a non-negative number"
+                    ));
                 }
             }
         }
@@ -246,7 +252,9 @@ mod tests {
             }],
             ..MetricSample::minimal(
                 ServerId::parse("server-id").expect("valid id"),
-                Utc.with_ymd_and_hms(2024, 3, 9, 12, 0, 0).single().expect("valid time"),
+                Utc.with_ymd_and_hms(2024, 3, 9, 12, 0, 0)
+                    .single()
+                    .expect("valid time"),
                 45.2,
                 78.5,
                 65.0,
@@ -256,7 +264,9 @@ mod tests {
     }
 
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2024, 3, 9, 12, 0, 1).single().expect("valid time")
+        Utc.with_ymd_and_hms(2024, 3, 9, 12, 0, 1)
+            .single()
+            .expect("valid time")
     }
 
     #[test]
@@ -299,7 +309,11 @@ mod tests {
             "networkUsage":4,"timestamp":"2024-03-09T13:00:00+01:00",
             "gpuUsage":12.5,"memory":{"totalBytes":1,"usedBytes":1,"availableBytes":0,"cached":9}}"#;
         let sample: MetricSample = decode(json, now()).expect("unknown fields ignored");
-        assert_eq!(sample.timestamp, full_sample().timestamp, "offset converted to UTC");
+        assert_eq!(
+            sample.timestamp,
+            full_sample().timestamp,
+            "offset converted to UTC"
+        );
         assert_eq!(sample.memory.map(|m| m.total_bytes), Some(1));
     }
 
@@ -327,7 +341,9 @@ mod tests {
         ));
         let missing = br#"{"v":1,"serverId":"s1","cpuUsage":1}"#;
         assert_eq!(
-            decode::<MetricSample>(missing, now()).map_err(|e| e.kind()).err(),
+            decode::<MetricSample>(missing, now())
+                .map_err(|e| e.kind())
+                .err(),
             Some("malformed_json")
         );
     }

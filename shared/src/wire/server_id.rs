@@ -48,7 +48,8 @@ impl ServerId {
 
 /// The UUID namespace FLick derives server ids in (a fixed random UUID, never to change: it
 /// would change every derived server id).
-const FLICK_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c1f_2a7e_93d4_4b55_8e0a_5f3c_b1d2_7a90);
+const FLICK_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6c1f_2a7e_93d4_4b55_8e0a_5f3c_b1d2_7a90);
 
 impl TryFrom<String> for ServerId {
     type Error = InvalidServerId;
@@ -87,7 +88,12 @@ mod tests {
 
     #[test]
     fn accepts_uuids_and_host_names() {
-        for ok in ["web-01", "db_2", "550e8400-e29b-41d4-a716-446655440000", "a"] {
+        for ok in [
+            "web-01",
+            "db_2",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "a",
+        ] {
             assert!(ServerId::parse(ok).is_ok(), "{ok}");
         }
     }
@@ -111,7 +117,9 @@ mod tests {
     fn deserialising_validates() {
         assert!(serde_json::from_str::<ServerId>("\"a.b\"").is_err());
         assert_eq!(
-            serde_json::from_str::<ServerId>("\"web-1\"").ok().map(|id| id.to_string()),
+            serde_json::from_str::<ServerId>("\"web-1\"")
+                .ok()
+                .map(|id| id.to_string()),
             Some("web-1".to_owned())
         );
     }

@@ -13,7 +13,11 @@ pub struct ServerStatus {
     pub v: u32,
     pub server_id: ServerId,
     pub state: StatusState,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "super::timestamp::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::timestamp::option"
+    )]
     pub at: Option<DateTime<Utc>>,
 }
 

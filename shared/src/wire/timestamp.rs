@@ -12,7 +12,9 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTim
     let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
     DateTime::parse_from_rfc3339(&text)
         .map(|at| at.with_timezone(&Utc))
-        .map_err(|err| serde::de::Error::custom(format!("timestamp {text:?} is not RFC 3339: {err}")))
+        .map_err(|err| {
+            serde::de::Error::custom(format!("timestamp {text:?} is not RFC 3339: {err}"))
+        })
 }
 
 pub mod option {

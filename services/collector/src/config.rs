@@ -1,0 +1,103 @@
+//! The collector's configuration: `[nats]`, `[streams]`, `[log]` and `[collector]`.
+
+use serde::Deserialize;
+
+use flick_shared::config::{
+    ConfigError, LogSettings, NatsSettings, StreamSettings, Validate, check,
+};
+use flick_shared::wire::ServerId;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub nats: NatsSettings,
+    pub streams: StreamSettings,
+    pub log: LogSettings,
+    pub collector: CollectorSettings,
+}
+
+/// `[collector]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CollectorSettings {
+    /// This host's server id. `FLICK_SERVER_ID` sets it too. When unset, a stable UUID v5 of
+    /// the machine id (or, failing that, the host name) is used.
+    pub server_id: Option<String>,
+    /// Where the machine id is read from (a container mounts the host's file here).
+    pub machine_id_path: String,
+    /// Reported host name; the kernel's when unset.
+    pub hostname: Option<String>,
+    /// Time between two samples.
+    pub interval_ms: u64,
+    /// How much history is kept while NATS is unreachable; beyond it the oldest samples go.
+    pub buffer_secs: u64,
+    /// Publishes awaiting their JetStream acknowledgement at once (pipelining).
+    pub max_in_flight: usize,
+    /// On shutdown, how long to keep trying to deliver buffered samples before exiting.
+    pub shutdown_flush_ms: u64,
+}
+
+impl Default for CollectorSettings {
+    fn default() -> Self {
+        Self {
+            server_id: None,
+            machine_id_path: "/etc/machine-id".to_owned(),
+            hostname: None,
+            interval_ms: 1_000,
+            buffer_secs: 3_600,
+            max_in_flight: 256,
+            shutdown_flush_ms: 5_000,
+        }
+    }
+}
+
+impl CollectorSettings {
+    /// Samples the buffer holds: `buffer_secs` worth at the configured interval.
+    pub fn buffer_capacity(&self) -> usize {
+        let samples = (self.buffer_secs * 1_000).div_ceil(self.interval_ms.max(1));
+        usize::try_from(samples).unwrap_or(usize::MAX).max(1)
+    }
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.nats.validate()?;
+        self.streams.validate()?;
+        self.log.validate()?;
+        let c = &self.collector;
+        if let Some(id) = &c.server_id {
+            ServerId::parse(id.clone())
+                .map_err(|err| ConfigError::new("collector.server_id", err.to_string()))?;
+        }
+        check(
+            "collector.interval_ms",
+            (100..=3_600_000).contains(&c.interval_ms),
+            || format!("{} is not in 100..=3600000", c.interval_ms),
+        )?;
+        check("collector.buffer_secs", c.buffer_secs > 0, || {
+            "must be > 0".into()
+        })?;
+        check(
+            "collector.max_in_flight",
+            (1..=4_096).contains(&c.max_in_flight),
+            || format!("{} is not in 1..=4096", c.max_in_flight),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_hour_at_one_hertz_is_3600_samples() {
+        let settings = CollectorSettings::default();
+        assert_eq!(settings.buffer_capacity(), 3_600);
+        let fast = CollectorSettings {
+            interval_ms: 200,
+            buffer_secs: 60,
+            ..CollectorSettings::default()
+        };
+        assert_eq!(fast.buffer_capacity(), 300);
+    }
+}

@@ -1,0 +1,101 @@
+//! `flick-collector`: samples this host (default), or `simulate`s a fleet.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use flick_collector::{Config, simulate};
+use flick_shared::{config, shutdown, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "FLick collector: publishes this host's metrics to NATS every second"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sample this host and publish (the default).
+    Run,
+    /// Publish synthetic samples for N virtual servers (load generator and demo).
+    Simulate {
+        /// Number of virtual servers.
+        #[arg(long, default_value_t = 100)]
+        servers: usize,
+        /// The first N servers hold CPU above 90 % (alerts fire).
+        #[arg(long, default_value_t = 0)]
+        hot: usize,
+        /// Time between two samples of one server.
+        #[arg(long, default_value_t = 1_000)]
+        interval_ms: u64,
+        /// First publish this many past intervals per server, as fast as NATS takes them.
+        #[arg(long, default_value_t = 0)]
+        backfill: u64,
+        /// Then publish live for this long (default: until stopped; 0 after a backfill).
+        #[arg(long)]
+        duration_secs: Option<u64>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Publishes awaiting acknowledgement at once.
+        #[arg(long, default_value_t = 1_024)]
+        max_in_flight: usize,
+    },
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config: Config = match config::load() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("flick-collector: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&config.log);
+    let stop = shutdown::on_signal();
+    let outcome = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => flick_collector::run(config, stop).await.map(|_report| ()),
+        Command::Simulate {
+            servers,
+            hot,
+            interval_ms,
+            backfill,
+            duration_secs,
+            seed,
+            max_in_flight,
+        } => {
+            let options = simulate::SimulateOptions {
+                servers,
+                hot,
+                interval: Duration::from_millis(interval_ms.max(1)),
+                backfill,
+                duration: duration_secs.map(Duration::from_secs),
+                seed,
+                max_in_flight: max_in_flight.clamp(1, 4_096),
+            };
+            simulate::run(config, options, stop).await.map(|report| {
+                tracing::info!(
+                    published = report.published,
+                    elapsed_secs = report.elapsed.as_secs_f64(),
+                    per_second = report.per_second().round(),
+                    "Simulation finished"
+                );
+            })
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let error = telemetry::one_line(&err);
+            tracing::error!(%error, "Collector failed");
+            eprintln!("flick-collector: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
