@@ -7,6 +7,7 @@
 
 pub mod backoff;
 pub mod config;
+pub mod db;
 pub mod nats;
 pub mod secret;
 pub mod shutdown;

@@ -16,6 +16,12 @@ pub fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
 }
 
+/// `DATABASE_URL`, or the machine's PostgreSQL at `postgres://postgres@127.0.0.1:5432/postgres`.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
 /// A subject prefix no other test uses, such as `t3f9a0c2d4e1b`.
 pub fn unique_prefix() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();

@@ -1,0 +1,41 @@
+//! The alerter starts against the real NATS and PostgreSQL, creates its streams, and stops
+//! cleanly when asked.
+
+use std::time::Duration;
+
+use flick_alerter::Config;
+use flick_shared::shutdown::CancellationToken;
+use flick_shared::subjects::StreamKind;
+use flick_shared::testkit::{self, eventually};
+
+#[tokio::test]
+async fn starts_creates_its_streams_and_stops_cleanly() {
+    let subjects = testkit::unique_subjects();
+    let mut config = Config::default();
+    config.nats.url = testkit::nats_url();
+    config.nats.prefix = subjects.prefix().to_owned();
+    config.database.url = testkit::database_url().as_str().into();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(flick_alerter::run(config, stop.clone()));
+
+    let js = async_nats::jetstream::new(
+        async_nats::connect(testkit::nats_url())
+            .await
+            .expect("connect"),
+    );
+    for kind in [StreamKind::Metrics, StreamKind::Alerts] {
+        let name = subjects.stream_name(kind);
+        eventually(
+            &format!("stream {name}"),
+            Duration::from_secs(10),
+            || async { js.get_stream(&name).await.ok() },
+        )
+        .await;
+    }
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops within 10 s")
+        .expect("join")
+        .expect("runs and stops without error");
+}

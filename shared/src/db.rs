@@ -1,0 +1,53 @@
+//! Connecting to PostgreSQL the way every service should: bounded pool, bounded wait, and an
+//! error that says where it tried to connect without printing the password.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::config::DatabaseSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbConnectError {
+    #[error("database.url is not a valid PostgreSQL URL: {0}")]
+    BadUrl(#[source] sqlx::Error),
+    #[error("cannot connect to PostgreSQL at {target}")]
+    Connect {
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// `host:port/database` of the URL: enough to say where, without the credentials.
+pub fn describe(options: &PgConnectOptions) -> String {
+    format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("")
+    )
+}
+
+/// A pool of at most `max_connections`, connected once to prove the settings work.
+pub async fn connect(
+    settings: &DatabaseSettings,
+    application: &str,
+) -> Result<PgPool, DbConnectError> {
+    let options: PgConnectOptions = settings
+        .url
+        .expose()
+        .parse()
+        .map_err(DbConnectError::BadUrl)?;
+    let options = options
+        .application_name(application)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+    let target = describe(&options);
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_millis(settings.connect_timeout_ms))
+        .connect_with(options)
+        .await
+        .map_err(|source| DbConnectError::Connect { target, source })
+}
