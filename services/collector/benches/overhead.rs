@@ -1,0 +1,153 @@
+//! What the collector costs the host it watches: CPU time as a share of one core and peak RSS,
+//! over a real run at 1 Hz against the local NATS. When Debian's `prometheus-node-exporter` is
+//! installed, the same figures are measured for it, scraped once a second, in the same run.
+//!
+//! `cargo bench -p flick-collector --bench overhead` (60 s each; `FLICK_BENCH_SECS` and
+//! `FLICK_BENCH_RUNS` change the length and the number of runs).
+
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
+
+struct Usage {
+    cpu_percent: f64,
+    peak_rss_kb: u64,
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name may contain spaces: fields start after the closing parenthesis.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Runs `child` for `secs` (after a 2 s warm-up), calling `each_second` every second.
+fn measure(mut child: Child, secs: u64, mut each_second: impl FnMut()) -> Usage {
+    let pid = child.id();
+    std::thread::sleep(Duration::from_secs(2));
+    let ticks = clock_ticks_per_sec();
+    let start_ticks = cpu_ticks(pid);
+    let started = Instant::now();
+    for second in 1..=secs {
+        each_second();
+        let next = started + Duration::from_secs(second);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let used = (cpu_ticks(pid) - start_ticks) as f64 / ticks;
+    let usage = Usage {
+        cpu_percent: used / started.elapsed().as_secs_f64() * 100.0,
+        peak_rss_kb: peak_rss_kb(pid),
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    usage
+}
+
+fn collector_run(secs: u64) -> Usage {
+    let prefix = format!("bench{}", std::process::id());
+    let child = Command::new(env!("CARGO_BIN_EXE_flick-collector"))
+        .env("FLICK_NATS__PREFIX", &prefix)
+        .env("FLICK_SERVER_ID", "overhead-bench")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start flick-collector");
+    measure(child, secs, || {})
+}
+
+fn scrape(port: u16) -> usize {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut body = Vec::new();
+    stream.read_to_end(&mut body).unwrap();
+    body.len()
+}
+
+fn node_exporter_run(secs: u64) -> Option<(Usage, usize)> {
+    if !std::path::Path::new(NODE_EXPORTER).exists() {
+        return None;
+    }
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(NODE_EXPORTER)
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let mut bytes = 0;
+    let usage = measure(child, secs, || bytes = scrape(port));
+    Some((usage, bytes))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let secs = env_u64("FLICK_BENCH_SECS", 60);
+    let runs = env_u64("FLICK_BENCH_RUNS", 1).max(1);
+    println!("collector overhead: {runs} run(s) of {secs} s at 1 Hz");
+    let (mut ours_cpu, mut ours_rss, mut theirs_cpu, mut theirs_rss) = (vec![], vec![], vec![], vec![]);
+    for run in 1..=runs {
+        let ours = collector_run(secs);
+        println!(
+            "  run {run}: flick-collector   {:6.3} % of one core, peak RSS {:6.1} MB",
+            ours.cpu_percent,
+            ours.peak_rss_kb as f64 / 1024.0
+        );
+        ours_cpu.push(ours.cpu_percent);
+        ours_rss.push(ours.peak_rss_kb as f64 / 1024.0);
+        if let Some((theirs, bytes)) = node_exporter_run(secs) {
+            println!(
+                "  run {run}: node_exporter     {:6.3} % of one core, peak RSS {:6.1} MB ({} KB per scrape)",
+                theirs.cpu_percent,
+                theirs.peak_rss_kb as f64 / 1024.0,
+                bytes / 1024
+            );
+            theirs_cpu.push(theirs.cpu_percent);
+            theirs_rss.push(theirs.peak_rss_kb as f64 / 1024.0);
+        }
+    }
+    let (cpu, rss) = (median(&mut ours_cpu), median(&mut ours_rss));
+    println!("flick-collector median: {cpu:.3} % CPU, {rss:.1} MB peak RSS (goal: <= 0.5 %, <= 15 MB)");
+    if !theirs_cpu.is_empty() {
+        let (tcpu, trss) = (median(&mut theirs_cpu), median(&mut theirs_rss));
+        println!("node_exporter median:   {tcpu:.3} % CPU, {trss:.1} MB peak RSS (scraped at 1 Hz)");
+        println!("ratio collector/node_exporter: CPU {:.2}, RSS {:.2}", cpu / tcpu, rss / trss);
+    } else {
+        println!("node_exporter not installed ({NODE_EXPORTER}): apt-get install prometheus-node-exporter to compare");
+    }
+}
