@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod nats;
 pub mod secret;
+pub mod service;
 pub mod shutdown;
 pub mod streams;
 pub mod subjects;

@@ -20,7 +20,10 @@ struct Usage {
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn clock_ticks_per_sec() -> f64 {
@@ -37,7 +40,9 @@ fn clock_ticks_per_sec() -> f64 {
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     // The command name may contain spaces: fields start after the closing parenthesis.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
@@ -98,7 +103,11 @@ fn node_exporter_run(secs: u64) -> Option<(Usage, usize)> {
     if !std::path::Path::new(NODE_EXPORTER).exists() {
         return None;
     }
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new(NODE_EXPORTER)
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
@@ -120,7 +129,8 @@ fn main() {
     let secs = env_u64("FLICK_BENCH_SECS", 60);
     let runs = env_u64("FLICK_BENCH_RUNS", 1).max(1);
     println!("collector overhead: {runs} run(s) of {secs} s at 1 Hz");
-    let (mut ours_cpu, mut ours_rss, mut theirs_cpu, mut theirs_rss) = (vec![], vec![], vec![], vec![]);
+    let (mut ours_cpu, mut ours_rss, mut theirs_cpu, mut theirs_rss) =
+        (vec![], vec![], vec![], vec![]);
     for run in 1..=runs {
         let ours = collector_run(secs);
         println!(
@@ -142,12 +152,22 @@ fn main() {
         }
     }
     let (cpu, rss) = (median(&mut ours_cpu), median(&mut ours_rss));
-    println!("flick-collector median: {cpu:.3} % CPU, {rss:.1} MB peak RSS (goal: <= 0.5 %, <= 15 MB)");
+    println!(
+        "flick-collector median: {cpu:.3} % CPU, {rss:.1} MB peak RSS (goal: <= 0.5 %, <= 15 MB)"
+    );
     if !theirs_cpu.is_empty() {
         let (tcpu, trss) = (median(&mut theirs_cpu), median(&mut theirs_rss));
-        println!("node_exporter median:   {tcpu:.3} % CPU, {trss:.1} MB peak RSS (scraped at 1 Hz)");
-        println!("ratio collector/node_exporter: CPU {:.2}, RSS {:.2}", cpu / tcpu, rss / trss);
+        println!(
+            "node_exporter median:   {tcpu:.3} % CPU, {trss:.1} MB peak RSS (scraped at 1 Hz)"
+        );
+        println!(
+            "ratio collector/node_exporter: CPU {:.2}, RSS {:.2}",
+            cpu / tcpu,
+            rss / trss
+        );
     } else {
-        println!("node_exporter not installed ({NODE_EXPORTER}): apt-get install prometheus-node-exporter to compare");
+        println!(
+            "node_exporter not installed ({NODE_EXPORTER}): apt-get install prometheus-node-exporter to compare"
+        );
     }
 }

@@ -59,6 +59,12 @@ impl CollectorSettings {
     }
 }
 
+impl flick_shared::service::ServiceConfig for Config {
+    fn log(&self) -> &LogSettings {
+        &self.log
+    }
+}
+
 impl Validate for Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.nats.validate()?;

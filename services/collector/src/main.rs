@@ -1,12 +1,13 @@
 //! `flick-collector`: samples this host (default), or `simulate`s a fleet.
 
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use flick_collector::{Config, simulate};
-use flick_shared::{config, shutdown, telemetry};
+use flick_shared::{service, shutdown};
+
+const NAME: &str = "flick-collector";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,16 +49,12 @@ enum Command {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let config: Config = match config::load() {
+    let config: Config = match service::start(NAME) {
         Ok(config) => config,
-        Err(err) => {
-            eprintln!("flick-collector: {err}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    telemetry::init(&config.log);
     let stop = shutdown::on_signal();
     let outcome = match cli.command.unwrap_or(Command::Run) {
         Command::Run => flick_collector::run(config, stop).await.map(|_report| ()),
@@ -89,13 +86,5 @@ async fn main() -> ExitCode {
             })
         }
     };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            let error = telemetry::one_line(&err);
-            tracing::error!(%error, "Collector failed");
-            eprintln!("flick-collector: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    service::finish(NAME, outcome)
 }

@@ -44,6 +44,12 @@ impl GatewaySettings {
     }
 }
 
+impl flick_shared::service::ServiceConfig for Config {
+    fn log(&self) -> &LogSettings {
+        &self.log
+    }
+}
+
 impl Validate for Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.nats.validate()?;

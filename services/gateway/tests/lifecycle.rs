@@ -12,10 +12,11 @@ use flick_shared::testkit;
 #[tokio::test]
 async fn starts_answers_healthz_and_stops_cleanly() {
     let subjects = testkit::unique_subjects();
-    let mut config = Config::default();
-    config.nats.url = testkit::nats_url();
-    config.nats.prefix = subjects.prefix().to_owned();
-    config.database.url = testkit::database_url().as_str().into();
+    let config = Config {
+        nats: testkit::nats_settings(subjects.prefix()),
+        database: testkit::database_settings(),
+        ..Config::default()
+    };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let stop = CancellationToken::new();

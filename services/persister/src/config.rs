@@ -15,6 +15,12 @@ pub struct Config {
     pub log: LogSettings,
 }
 
+impl flick_shared::service::ServiceConfig for Config {
+    fn log(&self) -> &LogSettings {
+        &self.log
+    }
+}
+
 impl Validate for Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.nats.validate()?;

@@ -11,10 +11,11 @@ use flick_shared::testkit::{self, eventually};
 #[tokio::test]
 async fn starts_creates_every_stream_and_stops_cleanly() {
     let subjects = testkit::unique_subjects();
-    let mut config = Config::default();
-    config.nats.url = testkit::nats_url();
-    config.nats.prefix = subjects.prefix().to_owned();
-    config.database.url = testkit::database_url().as_str().into();
+    let config = Config {
+        nats: testkit::nats_settings(subjects.prefix()),
+        database: testkit::database_settings(),
+        ..Config::default()
+    };
     let stop = CancellationToken::new();
     let task = tokio::spawn(flick_persister::run(config, stop.clone()));
 

@@ -22,6 +22,23 @@ pub fn database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// NATS settings for the local test server under `prefix`.
+pub fn nats_settings(prefix: &str) -> crate::config::NatsSettings {
+    crate::config::NatsSettings {
+        url: nats_url(),
+        prefix: prefix.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Database settings for the local test PostgreSQL.
+pub fn database_settings() -> crate::config::DatabaseSettings {
+    crate::config::DatabaseSettings {
+        url: database_url().as_str().into(),
+        ..Default::default()
+    }
+}
+
 /// A subject prefix no other test uses, such as `t3f9a0c2d4e1b`.
 pub fn unique_prefix() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
