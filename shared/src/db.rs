@@ -3,10 +3,15 @@
 
 use std::time::Duration;
 
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
 use crate::config::DatabaseSettings;
+
+/// The schema, from `migrations/` at the repository's top level, embedded in every binary that
+/// applies it. sqlx takes a lock while migrating, so replicas starting together are safe.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbConnectError {

@@ -3,9 +3,11 @@
 //! Each test isolates itself with its own subject prefix (hence its own stream names), and, when
 //! it needs to stop or restart NATS, its own private `nats-server` on a free port.
 
+mod database;
 mod nats_server;
 mod receive;
 
+pub use database::TestDb;
 pub use nats_server::NatsServer;
 pub use receive::{eventually, next_json, next_message, read_stream};
 
