@@ -35,6 +35,38 @@ pub fn describe(options: &PgConnectOptions) -> String {
     )
 }
 
+/// Connects, creating the database first if the server has no database of that name (a new
+/// installation), then applies the migrations.
+pub async fn connect_and_migrate(
+    settings: &DatabaseSettings,
+    application: &str,
+) -> anyhow::Result<PgPool> {
+    use anyhow::Context as _;
+    use sqlx::migrate::MigrateDatabase as _;
+    let url = settings.url.expose();
+    if !sqlx::Postgres::database_exists(url).await.unwrap_or(true) {
+        tracing::info!("Creating the database");
+        if let Err(err) = sqlx::Postgres::create_database(url).await {
+            // Another replica may have created it meanwhile; connecting below tells.
+            tracing::debug!(error = %err, "Cannot create the database");
+        }
+    }
+    let pool = connect(settings, application).await?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .context("apply the database migrations")?;
+    Ok(pool)
+}
+
+/// Whether TimescaleDB is installed in this database (the migrations install it when the server
+/// preloads it).
+pub async fn has_timescaledb(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
+        .fetch_one(pool)
+        .await
+}
+
 /// A pool of at most `max_connections`, connected once to prove the settings work.
 pub async fn connect(
     settings: &DatabaseSettings,

@@ -8,7 +8,11 @@
 pub mod backoff;
 pub mod config;
 pub mod db;
+#[cfg(feature = "ops")]
+pub mod deadletter;
 pub mod nats;
+#[cfg(feature = "ops")]
+pub mod ops;
 pub mod secret;
 pub mod service;
 pub mod shutdown;

@@ -1,9 +1,11 @@
-//! The persister's configuration: `[nats]`, `[streams]`, `[database]`, `[log]`.
+//! The persister's configuration: `[nats]`, `[streams]`, `[database]`, `[log]`, `[persister]`,
+//! `[retention]`.
 
 use serde::Deserialize;
 
 use flick_shared::config::{
-    ConfigError, DatabaseSettings, LogSettings, NatsSettings, StreamSettings, Validate,
+    ConfigError, DatabaseSettings, LogSettings, NatsSettings, OpsSettings, StreamSettings,
+    Validate, check,
 };
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -13,6 +15,81 @@ pub struct Config {
     pub streams: StreamSettings,
     pub database: DatabaseSettings,
     pub log: LogSettings,
+    pub persister: PersisterSettings,
+    pub retention: RetentionSettings,
+}
+
+/// `[persister]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PersisterSettings {
+    /// A batch is written when it holds this many messages …
+    pub batch_size: usize,
+    /// … or when its oldest message has waited this long (the storage interval).
+    pub flush_interval_ms: u64,
+    /// Messages delivered but not yet acknowledged, across all replicas (bounds memory while
+    /// the database is away).
+    pub max_ack_pending: i64,
+    /// How long JetStream waits for an acknowledgement before redelivering.
+    pub ack_wait_secs: u64,
+    /// On shutdown, how long to keep trying to commit the batch in hand.
+    pub shutdown_timeout_ms: u64,
+    /// `host:port` of `/healthz`, `/readyz` and `/metrics`; empty turns it off.
+    pub ops_listen: String,
+}
+
+impl Default for PersisterSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 5_000,
+            flush_interval_ms: 5_000,
+            max_ack_pending: 50_000,
+            ack_wait_secs: 60,
+            shutdown_timeout_ms: 10_000,
+            ops_listen: "127.0.0.1:9101".to_owned(),
+        }
+    }
+}
+
+impl PersisterSettings {
+    pub fn ops(&self) -> OpsSettings {
+        OpsSettings::on(&self.ops_listen)
+    }
+}
+
+/// `[retention]`: how long stored data is kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Raw samples.
+    pub metrics_days: u32,
+    /// TimescaleDB only: raw chunks older than this are compressed.
+    pub compress_after_days: u32,
+    /// TimescaleDB only: the one-minute and one-hour aggregates.
+    pub minute_aggregates_days: u32,
+    pub hour_aggregates_days: u32,
+    pub logs_days: u32,
+    /// Resolved alerts and alert transitions (firing alerts are kept until they resolve).
+    pub alerts_days: u32,
+    /// How often expired rows are removed.
+    pub sweep_interval_secs: u64,
+    /// Rows removed per statement on plain PostgreSQL (small batches keep locks short).
+    pub delete_batch: i64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            metrics_days: 30,
+            compress_after_days: 2,
+            minute_aggregates_days: 90,
+            hour_aggregates_days: 730,
+            logs_days: 30,
+            alerts_days: 365,
+            sweep_interval_secs: 300,
+            delete_batch: 10_000,
+        }
+    }
 }
 
 impl flick_shared::service::ServiceConfig for Config {
@@ -26,6 +103,51 @@ impl Validate for Config {
         self.nats.validate()?;
         self.streams.validate()?;
         self.database.validate()?;
-        self.log.validate()
+        self.log.validate()?;
+        let p = &self.persister;
+        check(
+            "persister.batch_size",
+            (1..=100_000).contains(&p.batch_size),
+            || format!("{} is not in 1..=100000", p.batch_size),
+        )?;
+        check(
+            "persister.flush_interval_ms",
+            (10..=600_000).contains(&p.flush_interval_ms),
+            || format!("{} is not in 10..=600000", p.flush_interval_ms),
+        )?;
+        check(
+            "persister.max_ack_pending",
+            p.max_ack_pending >= p.batch_size as i64,
+            || "must be at least persister.batch_size".into(),
+        )?;
+        check(
+            "persister.ack_wait_secs",
+            p.ack_wait_secs * 1_000 > p.flush_interval_ms,
+            || "must be longer than persister.flush_interval_ms".into(),
+        )?;
+        p.ops().validate("persister.ops_listen")?;
+        let r = &self.retention;
+        for (name, days) in [
+            ("retention.metrics_days", r.metrics_days),
+            ("retention.logs_days", r.logs_days),
+            ("retention.alerts_days", r.alerts_days),
+            ("retention.minute_aggregates_days", r.minute_aggregates_days),
+            ("retention.hour_aggregates_days", r.hour_aggregates_days),
+        ] {
+            check(name, days >= 1, || "must be at least 1".into())?;
+        }
+        check(
+            "retention.compress_after_days",
+            r.compress_after_days < r.metrics_days,
+            || "must be less than retention.metrics_days".into(),
+        )?;
+        check(
+            "retention.sweep_interval_secs",
+            r.sweep_interval_secs >= 1,
+            || "must be >= 1".into(),
+        )?;
+        check("retention.delete_batch", r.delete_batch >= 100, || {
+            "must be >= 100".into()
+        })
     }
 }

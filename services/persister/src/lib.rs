@@ -1,36 +1,101 @@
 //! FLick's writer: consumes the metrics, alerts and logs streams and stores them in PostgreSQL
-//! (TimescaleDB when present).
+//! (TimescaleDB when present), in idempotent batches, acknowledging JetStream only after commit.
 //!
-//! This first version connects, makes sure the streams exist, and stops cleanly; consuming and
-//! storing come with the persister's own issue.
+//! Any number of replicas can run: they share one durable consumer per stream, so each message
+//! goes to one of them, and a message redelivered after a crash is written as a no-op.
 
 pub mod config;
+pub mod pipeline;
+pub mod retention;
+pub mod sinks;
+
+use std::sync::Arc;
 
 use anyhow::Context as _;
+use async_nats::jetstream;
 
+use flick_shared::deadletter::DeadLetters;
 use flick_shared::shutdown::CancellationToken;
 use flick_shared::streams::ensure_streams;
 use flick_shared::subjects::StreamKind;
-use flick_shared::{db, nats};
+use flick_shared::{db, nats, ops};
 
 pub use config::Config;
+use pipeline::Context;
+use sinks::{AlertsSink, LogsSink, MetricsSink};
 
-/// Runs the persister until `shutdown` is cancelled.
+/// The dead-letter subject's service name: `<prefix>.deadletter.persister`.
+pub const SERVICE: &str = "persister";
+
+/// Runs the persister until `shutdown` is cancelled; then commits and acknowledges the batches
+/// in hand and returns.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let client = nats::connect(&config.nats, "persister").await?;
-    let js = async_nats::jetstream::new(client.clone());
-    ensure_streams(
-        &js,
-        &config.nats.subjects(),
-        &config.streams,
-        &StreamKind::ALL,
+    // Our own token under the caller's: a pipeline that fails stops this persister only.
+    let shutdown = shutdown.child_token();
+    let subjects = config.nats.subjects();
+    let client = nats::connect(&config.nats, SERVICE).await?;
+    let js = jetstream::ContextBuilder::new()
+        .timeout(std::time::Duration::from_millis(
+            config.nats.request_timeout_ms,
+        ))
+        .build(client.clone());
+    ensure_streams(&js, &subjects, &config.streams, &StreamKind::ALL).await?;
+    let pool = db::connect_and_migrate(&config.database, "flick-persister").await?;
+    let timescale = db::has_timescaledb(&pool)
+        .await
+        .context("detect TimescaleDB")?;
+    if timescale {
+        retention::apply_timescale_policies(&pool, &config.retention)
+            .await
+            .context("apply the TimescaleDB policies")?;
+    }
+    tracing::info!(timescale, prefix = subjects.prefix(), "Persister started");
+
+    let ops = ops::spawn(
+        &config.persister.ops(),
+        ops::nats_and_database(client.clone(), pool.clone()),
+        shutdown.clone(),
     )
     .await?;
-    let pool = db::connect(&config.database, "flick-persister").await?;
-    tracing::info!("Persister started");
-    shutdown.cancelled().await;
+    let ctx = Context {
+        client: client.clone(),
+        js,
+        pool: pool.clone(),
+        subjects: subjects.clone(),
+        settings: config.persister.clone(),
+        deadletters: Arc::new(DeadLetters::new(client.clone(), &subjects, SERVICE)),
+    };
+    let sweeper = tokio::spawn(retention::run(
+        pool.clone(),
+        config.retention.clone(),
+        timescale,
+        shutdown.clone(),
+    ));
+    let outcome = tokio::try_join!(
+        pipeline::run(
+            ctx.clone(),
+            Arc::new(MetricsSink::new(subjects.clone())),
+            shutdown.clone()
+        ),
+        pipeline::run(
+            ctx.clone(),
+            Arc::new(AlertsSink::new(subjects.clone())),
+            shutdown.clone()
+        ),
+        pipeline::run(ctx, Arc::new(LogsSink::new(subjects)), shutdown.clone()),
+    );
+    // A pipeline that failed to start stops the others.
+    shutdown.cancel();
+    let _ = sweeper.await;
+    if let Some((_, task)) = ops {
+        let _ = task.await;
+    }
+    // Acknowledgements are published asynchronously: make sure they leave before exiting.
+    if let Err(err) = client.flush().await {
+        tracing::warn!(error = %err, "Cannot flush the last acknowledgements");
+    }
     pool.close().await;
-    client.drain().await.context("drain the NATS connection")?;
+    outcome?;
     tracing::info!("Persister stopped");
     Ok(())
 }

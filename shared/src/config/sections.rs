@@ -227,9 +227,10 @@ impl OpsSettings {
         self.listen.parse().ok()
     }
 
-    pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
+    /// Checks the address, reporting a problem under `setting` (the key that holds it).
+    pub fn validate(&self, setting: &str) -> Result<(), ConfigError> {
         check(
-            &format!("{section}.listen"),
+            setting,
             self.listen.is_empty() || self.address().is_some(),
             || {
                 format!(

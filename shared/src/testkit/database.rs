@@ -77,15 +77,15 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
-        let pool = self.pool.clone();
-        // Drop runs outside any runtime guarantee: use a thread with its own small runtime.
+        // Drop may run inside the test's runtime, which must not be blocked on: a thread with
+        // its own small runtime drops the database, and FORCE ends the pool's connections (the
+        // pool belongs to the test's runtime and cannot be closed from another one).
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build();
             if let Ok(runtime) = runtime {
                 runtime.block_on(async move {
-                    pool.close().await;
                     if let Ok(mut admin) = PgConnection::connect(&super::database_url()).await {
                         let _ = admin
                             .execute(AssertSqlSafe(format!(

@@ -1,0 +1,113 @@
+//! Alert transitions into `alert_events`, folded into one `alerts` row per alert.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use flick_shared::Subjects;
+use flick_shared::subjects::StreamKind;
+use flick_shared::wire::{AlertEvent, AlertSeverity, AlertState, decode};
+
+use super::metrics::column;
+use crate::pipeline::{Refusal, Sink, check_subject};
+
+#[derive(Debug)]
+pub struct AlertsSink {
+    subjects: Subjects,
+}
+
+impl AlertsSink {
+    pub fn new(subjects: Subjects) -> Self {
+        Self { subjects }
+    }
+}
+
+impl Sink for AlertsSink {
+    type Row = AlertEvent;
+    const KIND: StreamKind = StreamKind::Alerts;
+    const NAME: &'static str = "alerts";
+
+    fn decode(
+        &self,
+        subject: &str,
+        payload: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<AlertEvent, Refusal> {
+        let event: AlertEvent = decode(payload, now)?;
+        check_subject(
+            &self.subjects,
+            Self::KIND,
+            subject,
+            event.server_id.as_str(),
+        )?;
+        Ok(event)
+    }
+
+    /// New transitions only (a redelivered one is skipped), then one upsert per alert: a
+    /// resolution wins over a firing whatever order they arrive in, and the value, threshold and
+    /// message are the firing's.
+    async fn write(
+        &self,
+        conn: &mut PgConnection,
+        rows: &[AlertEvent],
+    ) -> Result<u64, sqlx::Error> {
+        let severity = |e: &AlertEvent| match e.severity {
+            AlertSeverity::Warning => "warning",
+            AlertSeverity::Critical => "critical",
+        };
+        let state = |e: &AlertEvent| match e.state {
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        };
+        let inserted: i64 = sqlx::query_scalar(
+            "WITH new_events AS (
+                 INSERT INTO alert_events (id, alert_id, server_id, metric, severity, state, value,
+                                           threshold, started_at, at, message)
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                                      $6::text[], $7::float8[], $8::float8[], $9::timestamptz[],
+                                      $10::timestamptz[], $11::text[])
+                 ON CONFLICT (id) DO NOTHING
+                 RETURNING *
+             ), folded AS (
+                 SELECT alert_id,
+                        min(server_id) AS server_id, min(metric) AS metric, min(severity) AS severity,
+                        CASE WHEN bool_or(state = 'resolved') THEN 'resolved' ELSE 'firing' END AS state,
+                        min(value) FILTER (WHERE state = 'firing') AS value,
+                        min(threshold) FILTER (WHERE state = 'firing') AS threshold,
+                        min(message) FILTER (WHERE state = 'firing') AS message,
+                        min(started_at) AS started_at,
+                        max(at) FILTER (WHERE state = 'resolved') AS resolved_at
+                 FROM new_events GROUP BY alert_id
+             ), upserted AS (
+                 INSERT INTO alerts AS a (id, server_id, metric, severity, state, value, threshold,
+                                          started_at, resolved_at, message, updated_at)
+                 SELECT alert_id, server_id, metric, severity, state, value, threshold, started_at,
+                        resolved_at, message, now()
+                 FROM folded
+                 ON CONFLICT (id) DO UPDATE SET
+                     state = CASE WHEN a.state = 'resolved' OR EXCLUDED.state = 'resolved'
+                                  THEN 'resolved' ELSE 'firing' END,
+                     resolved_at = COALESCE(a.resolved_at, EXCLUDED.resolved_at),
+                     value = COALESCE(a.value, EXCLUDED.value),
+                     threshold = COALESCE(a.threshold, EXCLUDED.threshold),
+                     message = COALESCE(a.message, EXCLUDED.message),
+                     started_at = LEAST(a.started_at, EXCLUDED.started_at),
+                     updated_at = now()
+             )
+             SELECT count(*) FROM new_events",
+        )
+        .bind(column(rows, |e| e.id))
+        .bind(column(rows, |e| e.alert_id))
+        .bind(column(rows, |e| e.server_id.to_string()))
+        .bind(column(rows, |e| e.metric.clone()))
+        .bind(column(rows, severity))
+        .bind(column(rows, state))
+        .bind(column(rows, |e| e.value))
+        .bind(column(rows, |e| e.threshold))
+        .bind(column(rows, |e| e.started_at))
+        .bind(column(rows, |e| e.at))
+        .bind(column(rows, |e| e.message.clone()))
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(u64::try_from(inserted).unwrap_or(0))
+    }
+}

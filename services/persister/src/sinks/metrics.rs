@@ -1,0 +1,207 @@
+//! Metric samples into `metrics`, and the `servers` they come from.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use flick_shared::Subjects;
+use flick_shared::subjects::StreamKind;
+use flick_shared::wire::{MetricSample, decode};
+
+use crate::pipeline::{Refusal, Sink, check_subject};
+
+#[derive(Debug)]
+pub struct MetricsSink {
+    subjects: Subjects,
+}
+
+impl MetricsSink {
+    pub fn new(subjects: Subjects) -> Self {
+        Self { subjects }
+    }
+}
+
+/// One `metrics` row. Detail that varies in length travels as text the database casts: cores
+/// as an array literal, mounts and interfaces as JSON.
+#[derive(Debug)]
+pub struct MetricRow {
+    server_id: String,
+    hostname: Option<String>,
+    ts: DateTime<Utc>,
+    cpu: f32,
+    memory: f32,
+    disk: f32,
+    network: i64,
+    network_rx: Option<i64>,
+    network_tx: Option<i64>,
+    load1: Option<f32>,
+    load5: Option<f32>,
+    load15: Option<f32>,
+    memory_used: Option<i64>,
+    memory_total: Option<i64>,
+    swap_used: Option<i64>,
+    swap_total: Option<i64>,
+    disk_read: Option<i64>,
+    disk_write: Option<i64>,
+    uptime_secs: Option<i64>,
+    processes: Option<i32>,
+    cpu_cores: Option<String>,
+    mounts: Option<String>,
+    interfaces: Option<String>,
+}
+
+fn big(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl From<MetricSample> for MetricRow {
+    fn from(s: MetricSample) -> Self {
+        let cpu_cores = (!s.cpu_cores.is_empty()).then(|| {
+            let cores: Vec<String> = s
+                .cpu_cores
+                .iter()
+                .map(|c| (*c as f32).to_string())
+                .collect();
+            format!("{{{}}}", cores.join(","))
+        });
+        let mounts = (!s.mounts.is_empty())
+            .then(|| serde_json::to_string(&s.mounts).ok())
+            .flatten();
+        let interfaces = (!s.interfaces.is_empty())
+            .then(|| serde_json::to_string(&s.interfaces).ok())
+            .flatten();
+        Self {
+            server_id: s.server_id.into(),
+            hostname: s.hostname,
+            ts: s.timestamp,
+            cpu: s.cpu_usage as f32,
+            memory: s.memory_usage as f32,
+            disk: s.disk_usage as f32,
+            network: big(s.network_usage),
+            network_rx: s.network.map(|n| big(n.rx_bytes_per_sec)),
+            network_tx: s.network.map(|n| big(n.tx_bytes_per_sec)),
+            load1: s.load_average.map(|l| l.one as f32),
+            load5: s.load_average.map(|l| l.five as f32),
+            load15: s.load_average.map(|l| l.fifteen as f32),
+            memory_used: s.memory.map(|m| big(m.used_bytes)),
+            memory_total: s.memory.map(|m| big(m.total_bytes)),
+            swap_used: s.swap.map(|m| big(m.used_bytes)),
+            swap_total: s.swap.map(|m| big(m.total_bytes)),
+            disk_read: s.disk_io.map(|d| big(d.read_bytes_per_sec)),
+            disk_write: s.disk_io.map(|d| big(d.write_bytes_per_sec)),
+            uptime_secs: s.uptime_secs.map(big),
+            processes: s
+                .process_count
+                .map(|p| i32::try_from(p).unwrap_or(i32::MAX)),
+            cpu_cores,
+            mounts,
+            interfaces,
+        }
+    }
+}
+
+impl Sink for MetricsSink {
+    type Row = MetricRow;
+    const KIND: StreamKind = StreamKind::Metrics;
+    const NAME: &'static str = "metrics";
+
+    fn decode(
+        &self,
+        subject: &str,
+        payload: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<MetricRow, Refusal> {
+        let sample: MetricSample = decode(payload, now)?;
+        check_subject(
+            &self.subjects,
+            Self::KIND,
+            subject,
+            sample.server_id.as_str(),
+        )?;
+        Ok(sample.into())
+    }
+
+    async fn write(&self, conn: &mut PgConnection, rows: &[MetricRow]) -> Result<u64, sqlx::Error> {
+        upsert_servers(conn, rows).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO metrics (server_id, ts, cpu, memory, disk, network, network_rx, network_tx,
+                 load1, load5, load15, memory_used, memory_total, swap_used, swap_total,
+                 disk_read, disk_write, uptime_secs, processes, cpu_cores, mounts, interfaces)
+             SELECT s, t, c, m, d, n, rx, tx, l1, l5, l15, mu, mt, su, st, dr, dw, up, p,
+                    cc::real[], mo::jsonb, ifs::jsonb
+             FROM UNNEST($1::text[], $2::timestamptz[], $3::real[], $4::real[], $5::real[],
+                         $6::bigint[], $7::bigint[], $8::bigint[], $9::real[], $10::real[],
+                         $11::real[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[],
+                         $16::bigint[], $17::bigint[], $18::bigint[], $19::int[], $20::text[],
+                         $21::text[], $22::text[])
+                  AS u(s, t, c, m, d, n, rx, tx, l1, l5, l15, mu, mt, su, st, dr, dw, up, p, cc, mo, ifs)
+             ON CONFLICT (server_id, ts) DO NOTHING",
+        )
+        .bind(column(rows, |r| r.server_id.clone()))
+        .bind(column(rows, |r| r.ts))
+        .bind(column(rows, |r| r.cpu))
+        .bind(column(rows, |r| r.memory))
+        .bind(column(rows, |r| r.disk))
+        .bind(column(rows, |r| r.network))
+        .bind(column(rows, |r| r.network_rx))
+        .bind(column(rows, |r| r.network_tx))
+        .bind(column(rows, |r| r.load1))
+        .bind(column(rows, |r| r.load5))
+        .bind(column(rows, |r| r.load15))
+        .bind(column(rows, |r| r.memory_used))
+        .bind(column(rows, |r| r.memory_total))
+        .bind(column(rows, |r| r.swap_used))
+        .bind(column(rows, |r| r.swap_total))
+        .bind(column(rows, |r| r.disk_read))
+        .bind(column(rows, |r| r.disk_write))
+        .bind(column(rows, |r| r.uptime_secs))
+        .bind(column(rows, |r| r.processes))
+        .bind(column(rows, |r| r.cpu_cores.clone()))
+        .bind(column(rows, |r| r.mounts.clone()))
+        .bind(column(rows, |r| r.interfaces.clone()))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        Ok(inserted)
+    }
+}
+
+/// One column of the batch, for `UNNEST`.
+pub fn column<R, T>(rows: &[R], field: impl Fn(&R) -> T) -> Vec<T> {
+    rows.iter().map(field).collect()
+}
+
+/// Creates the servers seen for the first time (no owner: visible to admins) and moves
+/// `last_seen_at` forward: one statement per batch, one row per server, in id order so that
+/// concurrent replicas lock rows in the same order.
+async fn upsert_servers(conn: &mut PgConnection, rows: &[MetricRow]) -> Result<(), sqlx::Error> {
+    let mut latest: BTreeMap<&str, (DateTime<Utc>, Option<&str>)> = BTreeMap::new();
+    for row in rows {
+        let entry = latest.entry(&row.server_id).or_insert((row.ts, None));
+        if row.ts >= entry.0 {
+            entry.0 = row.ts;
+        }
+        if row.hostname.is_some() {
+            entry.1 = row.hostname.as_deref();
+        }
+    }
+    let ids: Vec<&str> = latest.keys().copied().collect();
+    let seen: Vec<DateTime<Utc>> = latest.values().map(|(ts, _)| *ts).collect();
+    let hostnames: Vec<Option<&str>> = latest.values().map(|(_, host)| *host).collect();
+    sqlx::query(
+        "INSERT INTO servers (id, name, hostname, last_seen_at)
+         SELECT id, COALESCE(host, id), host, seen
+         FROM UNNEST($1::text[], $2::text[], $3::timestamptz[]) AS u(id, host, seen)
+         ON CONFLICT (id) DO UPDATE
+            SET last_seen_at = EXCLUDED.last_seen_at,
+                hostname = COALESCE(EXCLUDED.hostname, servers.hostname)
+            WHERE servers.last_seen_at IS NULL OR servers.last_seen_at < EXCLUDED.last_seen_at",
+    )
+    .bind(ids)
+    .bind(hostnames)
+    .bind(seen)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

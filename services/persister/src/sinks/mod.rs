@@ -1,0 +1,9 @@
+//! One [`Sink`](crate::pipeline::Sink) per stream: how its payloads are checked and stored.
+
+mod alerts;
+mod logs;
+mod metrics;
+
+pub use alerts::AlertsSink;
+pub use logs::LogsSink;
+pub use metrics::MetricsSink;

@@ -1,0 +1,203 @@
+//! What the persister's tests share: a persister on a fresh database and a private subject
+//! prefix, and publishing helpers.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use chrono::{DateTime, Utc};
+use tokio::task::JoinHandle;
+
+use flick_collector::simulate::Simulation;
+use flick_persister::Config;
+use flick_shared::Subjects;
+use flick_shared::shutdown::CancellationToken;
+use flick_shared::subjects::StreamKind;
+use flick_shared::testkit::{self, TestDb, eventually};
+use flick_shared::wire::MetricSample;
+
+pub struct Harness {
+    pub db: TestDb,
+    pub subjects: Subjects,
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        testkit::init_test_logs();
+        let db = TestDb::new().await;
+        let subjects = testkit::unique_subjects();
+        let client = async_nats::connect(testkit::nats_url())
+            .await
+            .expect("connect to NATS");
+        let js = jetstream::new(client.clone());
+        flick_shared::streams::ensure_streams(
+            &js,
+            &subjects,
+            &Default::default(),
+            &StreamKind::ALL,
+        )
+        .await
+        .expect("create the test streams");
+        Self {
+            db,
+            subjects,
+            client,
+            js,
+        }
+    }
+
+    /// A persister configuration for this harness: small batches, short flush interval, no
+    /// operations listener.
+    pub fn config(&self) -> Config {
+        let mut config = Config {
+            nats: testkit::nats_settings(self.subjects.prefix()),
+            database: self.db.settings(),
+            ..Config::default()
+        };
+        config.persister.batch_size = 1_000;
+        config.persister.flush_interval_ms = 200;
+        config.persister.ops_listen = String::new();
+        config
+    }
+
+    pub fn start(&self, config: Config) -> Running {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(flick_persister::run(config, stop.clone()));
+        Running { stop, task }
+    }
+
+    /// Publishes samples through JetStream with their `Nats-Msg-Id`, acks pipelined.
+    pub async fn publish(&self, samples: &[MetricSample]) {
+        self.publish_with_ids(samples, true).await;
+    }
+
+    /// As [`Harness::publish`]; without ids JetStream cannot drop repeats, as after the
+    /// duplicate window.
+    pub async fn publish_with_ids(&self, samples: &[MetricSample], with_ids: bool) {
+        for chunk in samples.chunks(1_000) {
+            let mut acks = Vec::with_capacity(chunk.len());
+            for sample in chunk {
+                let message = flick_collector::outgoing(&self.subjects, sample).expect("serialise");
+                let mut publish =
+                    jetstream::message::PublishMessage::build().payload(message.payload);
+                if with_ids {
+                    publish = publish.message_id(&message.message_id);
+                }
+                acks.push(
+                    self.js
+                        .send_publish(message.subject, publish)
+                        .await
+                        .expect("publish"),
+                );
+            }
+            for ack in acks {
+                ack.await.expect("JetStream acknowledges");
+            }
+        }
+    }
+
+    /// Publishes raw bytes on a subject through JetStream.
+    pub async fn publish_raw(&self, subject: String, payload: Vec<u8>) {
+        self.js
+            .publish(subject, payload.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("JetStream acknowledges");
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        let sql = match table {
+            "metrics" => "SELECT count(*) FROM metrics",
+            "servers" => "SELECT count(*) FROM servers",
+            "logs" => "SELECT count(*) FROM logs",
+            "alerts" => "SELECT count(*) FROM alerts",
+            "alert_events" => "SELECT count(*) FROM alert_events",
+            other => panic!("no count query for {other}"),
+        };
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count")
+    }
+
+    /// Waits until `table` holds exactly `expected` rows (and then a little longer, to catch
+    /// an overshoot).
+    pub async fn wait_for_rows(&self, table: &str, expected: i64, within: Duration) {
+        eventually(&format!("{expected} rows in {table}"), within, || async {
+            (self.count(table).await >= expected).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(self.count(table).await, expected, "rows in {table}");
+    }
+}
+
+impl Harness {
+    /// Waits until the persister's metrics consumer has nothing pending nor unacknowledged.
+    pub async fn wait_all_acked(&self) {
+        let stream = self
+            .js
+            .get_stream(self.subjects.stream_name(StreamKind::Metrics))
+            .await
+            .expect("stream");
+        let consumer: jetstream::consumer::PullConsumer = stream
+            .get_consumer("persister")
+            .await
+            .expect("the persister's consumer");
+        eventually(
+            "every message acknowledged",
+            Duration::from_secs(20),
+            || {
+                let mut consumer = consumer.clone();
+                async move {
+                    let info = consumer.info().await.ok()?;
+                    (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+                }
+            },
+        )
+        .await;
+    }
+}
+
+pub struct Running {
+    pub stop: CancellationToken,
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    pub async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("the persister stops within 20 s")
+            .expect("join")
+            .expect("the persister ran without error");
+    }
+}
+
+/// `per_server` consecutive samples, one second apart and ending a minute ago, of each of
+/// `servers` simulated servers.
+pub fn samples(servers: usize, per_server: usize) -> Vec<MetricSample> {
+    samples_ending(
+        servers,
+        per_server,
+        Utc::now() - chrono::Duration::minutes(1),
+    )
+}
+
+pub fn samples_ending(servers: usize, per_server: usize, end: DateTime<Utc>) -> Vec<MetricSample> {
+    let mut simulation = Simulation::new(servers, 1, 42);
+    let end_ms = end.timestamp_millis() - end.timestamp_millis() % 1_000;
+    let mut out = Vec::with_capacity(servers * per_server);
+    for step in 0..per_server {
+        let offset = i64::try_from(per_server - step).expect("small") * 1_000;
+        let at = DateTime::from_timestamp_millis(end_ms - offset).expect("valid time");
+        for server in 0..servers {
+            out.push(simulation.sample(server, at));
+        }
+    }
+    out
+}

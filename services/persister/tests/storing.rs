@@ -1,0 +1,163 @@
+//! What the persister stores, and that storing twice stores once.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use common::{Harness, samples};
+use flick_shared::wire::{InterfaceRates, MetricSample, MountUsage};
+
+#[tokio::test]
+async fn ten_thousand_samples_from_a_hundred_servers_become_ten_thousand_equal_rows() {
+    let harness = Harness::new().await;
+    let persister = harness.start(harness.config());
+    let mut published = samples(100, 100);
+    harness.publish(&published).await;
+    harness
+        .wait_for_rows("metrics", 10_000, Duration::from_secs(60))
+        .await;
+
+    let rows = sqlx::query(
+        "SELECT server_id, ts, cpu, memory, disk, network, network_rx, network_tx, load1, load5,
+                load15, memory_used, memory_total, swap_used, swap_total, disk_read, disk_write,
+                uptime_secs, processes, cpu_cores, mounts::text AS mounts, interfaces::text AS interfaces
+         FROM metrics ORDER BY server_id, ts",
+    )
+    .fetch_all(&harness.db.pool)
+    .await
+    .expect("read rows");
+    published.sort_by(|a, b| {
+        (a.server_id.as_str(), a.timestamp).cmp(&(b.server_id.as_str(), b.timestamp))
+    });
+    assert_eq!(rows.len(), published.len());
+    for (row, sample) in rows.iter().zip(&published) {
+        assert_stored(row, sample);
+    }
+
+    let servers: i64 = harness.count("servers").await;
+    assert_eq!(servers, 100, "one server row per server seen");
+    let stale: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM servers s
+         WHERE s.owner_id IS NOT NULL OR s.hostname IS NULL
+            OR s.last_seen_at <> (SELECT max(ts) FROM metrics m WHERE m.server_id = s.id)",
+    )
+    .fetch_one(&harness.db.pool)
+    .await
+    .expect("query");
+    assert_eq!(
+        stale, 0,
+        "discovered servers have no owner, a host name, and the latest sample time"
+    );
+    persister.stop().await;
+}
+
+fn assert_stored(row: &sqlx::postgres::PgRow, s: &MetricSample) {
+    let get_i64 = |name: &str| row.get::<Option<i64>, _>(name);
+    assert_eq!(row.get::<String, _>("server_id"), s.server_id.as_str());
+    assert_eq!(row.get::<DateTime<Utc>, _>("ts"), s.timestamp);
+    assert_eq!(row.get::<f32, _>("cpu"), s.cpu_usage as f32);
+    assert_eq!(row.get::<f32, _>("memory"), s.memory_usage as f32);
+    assert_eq!(row.get::<f32, _>("disk"), s.disk_usage as f32);
+    assert_eq!(row.get::<i64, _>("network"), s.network_usage as i64);
+    let network = s.network.expect("simulated samples are complete");
+    assert_eq!(get_i64("network_rx"), Some(network.rx_bytes_per_sec as i64));
+    assert_eq!(get_i64("network_tx"), Some(network.tx_bytes_per_sec as i64));
+    let load = s.load_average.expect("load");
+    assert_eq!(row.get::<Option<f32>, _>("load1"), Some(load.one as f32));
+    assert_eq!(
+        row.get::<Option<f32>, _>("load15"),
+        Some(load.fifteen as f32)
+    );
+    let memory = s.memory.expect("memory");
+    assert_eq!(get_i64("memory_used"), Some(memory.used_bytes as i64));
+    assert_eq!(get_i64("memory_total"), Some(memory.total_bytes as i64));
+    assert_eq!(get_i64("swap_used"), s.swap.map(|w| w.used_bytes as i64));
+    let io = s.disk_io.expect("disk io");
+    assert_eq!(get_i64("disk_read"), Some(io.read_bytes_per_sec as i64));
+    assert_eq!(get_i64("disk_write"), Some(io.write_bytes_per_sec as i64));
+    assert_eq!(get_i64("uptime_secs"), s.uptime_secs.map(|u| u as i64));
+    assert_eq!(
+        row.get::<Option<i32>, _>("processes"),
+        s.process_count.map(|p| p as i32)
+    );
+    let cores: Vec<f32> = s.cpu_cores.iter().map(|c| *c as f32).collect();
+    assert_eq!(row.get::<Option<Vec<f32>>, _>("cpu_cores"), Some(cores));
+    let mounts: Vec<MountUsage> =
+        serde_json::from_str(&row.get::<String, _>("mounts")).expect("mounts JSON");
+    assert_eq!(mounts, s.mounts);
+    let interfaces: Vec<InterfaceRates> =
+        serde_json::from_str(&row.get::<String, _>("interfaces")).expect("interfaces JSON");
+    assert_eq!(interfaces, s.interfaces);
+}
+
+#[tokio::test]
+async fn a_minimal_sample_is_stored_with_its_detail_empty() {
+    let harness = Harness::new().await;
+    let persister = harness.start(harness.config());
+    let id = flick_shared::wire::ServerId::parse("script-host").expect("valid");
+    let sample = MetricSample::minimal(
+        id.clone(),
+        flick_collector::now_millis(),
+        12.5,
+        40.0,
+        70.0,
+        99,
+    );
+    harness.publish(std::slice::from_ref(&sample)).await;
+    harness
+        .wait_for_rows("metrics", 1, Duration::from_secs(20))
+        .await;
+    let (cpu, rx, cores): (f32, Option<i64>, Option<Vec<f32>>) =
+        sqlx::query_as("SELECT cpu, network_rx, cpu_cores FROM metrics")
+            .fetch_one(&harness.db.pool)
+            .await
+            .expect("row");
+    assert_eq!((cpu, rx, cores), (12.5, None, None));
+    let name: String = sqlx::query_scalar("SELECT name FROM servers WHERE id = 'script-host'")
+        .fetch_one(&harness.db.pool)
+        .await
+        .expect("server row");
+    assert_eq!(
+        name, "script-host",
+        "a server without a host name is named by its id"
+    );
+    persister.stop().await;
+}
+
+#[tokio::test]
+async fn samples_published_twice_or_redelivered_are_stored_once() {
+    let harness = Harness::new().await;
+    let published = samples(20, 100);
+    // Twice with the same Nats-Msg-Id: JetStream drops the repeats.
+    harness.publish(&published).await;
+    harness.publish(&published).await;
+    // Again without ids, as after the duplicate window: the stream now holds every sample
+    // twice and the persister must store each once.
+    harness.publish_with_ids(&published, false).await;
+    let mut stream = harness
+        .js
+        .get_stream(
+            harness
+                .subjects
+                .stream_name(flick_shared::subjects::StreamKind::Metrics),
+        )
+        .await
+        .expect("stream");
+    let in_stream = stream.info().await.expect("info").state.messages;
+    assert_eq!(
+        in_stream, 4_000,
+        "the same id was dropped, the id-less repeats were not"
+    );
+
+    let persister = harness.start(harness.config());
+    harness
+        .wait_for_rows("metrics", 2_000, Duration::from_secs(60))
+        .await;
+    // Every message, repeats included, was acknowledged.
+    harness.wait_all_acked().await;
+    persister.stop().await;
+    assert_eq!(harness.count("metrics").await, 2_000);
+}
