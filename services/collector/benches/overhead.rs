@@ -78,9 +78,11 @@ fn measure(mut child: Child, secs: u64, mut each_second: impl FnMut()) -> Usage 
 }
 
 fn collector_run(secs: u64) -> Usage {
-    let prefix = format!("bench{}", std::process::id());
+    // A test-style prefix: the test kit sweeps such streams once they are ten minutes old.
+    let prefix = flick_shared::testkit::unique_prefix();
     let child = Command::new(env!("CARGO_BIN_EXE_flick-collector"))
         .env("FLICK_NATS__PREFIX", &prefix)
+        .env("FLICK_STREAMS__METRICS_MAX_BYTES", "67108864")
         .env("FLICK_SERVER_ID", "overhead-bench")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

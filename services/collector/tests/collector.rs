@@ -21,6 +21,7 @@ fn config(url: &str, prefix: &str) -> Config {
     config.nats.request_timeout_ms = 1_000;
     config.collector.interval_ms = INTERVAL_MS;
     config.collector.server_id = Some("collector-test".to_owned());
+    config.streams = testkit::stream_settings();
     config
 }
 
@@ -44,9 +45,7 @@ async fn stream_count(js: &jetstream::Context, stream: &str) -> Option<u64> {
 async fn publishes_plausible_samples_that_decode_with_the_shared_types() {
     testkit::init_test_logs();
     let subjects = testkit::unique_subjects();
-    let client = async_nats::connect(testkit::nats_url())
-        .await
-        .expect("connect to NATS");
+    let client = testkit::connect().await;
     let mut samples = client
         .subscribe(subjects.all_servers(StreamKind::Metrics))
         .await
@@ -216,14 +215,12 @@ async fn a_nats_outage_loses_no_sample_and_duplicates_none() {
 #[tokio::test]
 async fn a_sample_published_twice_is_stored_once() {
     let subjects = testkit::unique_subjects();
-    let client = async_nats::connect(testkit::nats_url())
-        .await
-        .expect("connect");
+    let client = testkit::connect().await;
     let js = jetstream::new(client);
     flick_shared::streams::ensure_streams(
         &js,
         &subjects,
-        &Default::default(),
+        &testkit::stream_settings(),
         &[StreamKind::Metrics],
     )
     .await
@@ -254,7 +251,10 @@ async fn a_sample_published_twice_is_stored_once() {
     let info = stream.info().await.expect("info");
     assert_eq!(info.config.duplicate_window, Duration::from_secs(120));
     assert_eq!(info.config.max_age, Duration::from_secs(24 * 3600));
-    assert_eq!(info.config.max_bytes, 1 << 30);
+    assert_eq!(
+        info.config.max_bytes,
+        testkit::stream_settings().metrics_max_bytes
+    );
 }
 
 #[tokio::test]

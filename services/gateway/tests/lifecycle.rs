@@ -15,6 +15,7 @@ async fn starts_answers_healthz_and_stops_cleanly() {
     let config = Config {
         nats: testkit::nats_settings(subjects.prefix()),
         database: testkit::database_settings(),
+        streams: testkit::stream_settings(),
         ..Config::default()
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -14,16 +14,13 @@ async fn starts_creates_every_stream_and_stops_cleanly() {
     let config = Config {
         nats: testkit::nats_settings(subjects.prefix()),
         database: testkit::database_settings(),
+        streams: testkit::stream_settings(),
         ..Config::default()
     };
     let stop = CancellationToken::new();
     let task = tokio::spawn(flick_persister::run(config, stop.clone()));
 
-    let js = async_nats::jetstream::new(
-        async_nats::connect(testkit::nats_url())
-            .await
-            .expect("connect"),
-    );
+    let js = async_nats::jetstream::new(testkit::connect().await);
     for kind in StreamKind::ALL {
         let name = subjects.stream_name(kind);
         eventually(

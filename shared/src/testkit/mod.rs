@@ -24,6 +24,48 @@ pub fn database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// Stream limits for tests: JetStream reserves each stream's `max_bytes` up front, so the
+/// production defaults (1 GiB) would exhaust the test server after a few dozen tests.
+pub fn stream_settings() -> crate::config::StreamSettings {
+    crate::config::StreamSettings {
+        metrics_max_bytes: 64 << 20,
+        alerts_max_bytes: 8 << 20,
+        logs_max_bytes: 8 << 20,
+        ..Default::default()
+    }
+}
+
+/// Connects to the local test NATS; the first call in a process also deletes the streams that
+/// earlier test runs left behind (test prefixes, older than ten minutes).
+pub async fn connect() -> async_nats::Client {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    let client = async_nats::connect(nats_url())
+        .await
+        .unwrap_or_else(|err| panic!("cannot connect to NATS at {}: {err}", nats_url()));
+    let js = async_nats::jetstream::new(client.clone());
+    SWEPT.get_or_init(|| sweep_stale_streams(js)).await;
+    client
+}
+
+/// Deletes streams named like a test's (`T` + 12 hex digits + `_`) created over ten minutes ago.
+async fn sweep_stale_streams(js: async_nats::jetstream::Context) {
+    use futures::TryStreamExt;
+    let cutoff = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let Ok(infos) = js.streams().try_collect::<Vec<_>>().await else {
+        return;
+    };
+    for info in infos {
+        let name = &info.config.name;
+        let is_test = name.len() > 14
+            && name.starts_with('T')
+            && name.as_bytes()[13] == b'_'
+            && name[1..13].bytes().all(|b| b.is_ascii_hexdigit());
+        if is_test && info.created < cutoff {
+            let _ = js.delete_stream(name).await;
+        }
+    }
+}
+
 /// NATS settings for the local test server under `prefix`.
 pub fn nats_settings(prefix: &str) -> crate::config::NatsSettings {
     crate::config::NatsSettings {

@@ -176,7 +176,10 @@ async fn intake<S: Sink>(
         loop {
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => break 'reopen,
+                () = shutdown.cancelled() => {
+                    drain(ctx, sink, &mut messages, &mut batch).await;
+                    break 'reopen;
+                }
                 () = sleep_until(flush_at), if flush_at.is_some() => {
                     flush_at = None;
                     if !hand_over(&to_writer, &mut batch, batch_size, shutdown).await {
@@ -223,6 +226,26 @@ async fn intake<S: Sink>(
                 stream = S::NAME,
                 "Writer busy at shutdown; the last batch will be redelivered"
             );
+        }
+    }
+}
+
+/// At shutdown, takes in what JetStream has already delivered to this process (the pull
+/// stream's buffer) so that it is committed now rather than redelivered after `ack_wait`. Stops
+/// at the first 100 ms without a message, or after 2 s.
+async fn drain<S: Sink>(
+    ctx: &Context,
+    sink: &S,
+    messages: &mut jetstream::consumer::pull::Stream,
+    batch: &mut Batch<S::Row>,
+) {
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        match tokio::time::timeout(Duration::from_millis(100), messages.next()).await {
+            Ok(Some(Ok(message))) => {
+                accept(ctx, sink, message, batch).await;
+            }
+            _ => return,
         }
     }
 }

@@ -28,9 +28,7 @@ impl Harness {
         testkit::init_test_logs();
         let db = TestDb::new().await;
         let subjects = testkit::unique_subjects();
-        let client = async_nats::connect(testkit::nats_url())
-            .await
-            .expect("connect to NATS");
+        let client = testkit::connect().await;
         let js = jetstream::new(client.clone());
         flick_shared::streams::ensure_streams(
             &js,
@@ -54,6 +52,7 @@ impl Harness {
         let mut config = Config {
             nats: testkit::nats_settings(self.subjects.prefix()),
             database: self.db.settings(),
+            streams: testkit::stream_settings(),
             ..Config::default()
         };
         config.persister.batch_size = 1_000;
@@ -200,4 +199,72 @@ pub fn samples_ending(servers: usize, per_server: usize, end: DateTime<Utc>) -> 
         }
     }
     out
+}
+
+impl Harness {
+    /// The real `flick-persister` binary as a child process on this harness's prefix and
+    /// database, with `env` on top of quick test settings.
+    pub fn spawn_process(&self, env: &[(&str, &str)]) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_flick-persister"))
+            .env("NATS_URL", testkit::nats_url())
+            .env("FLICK_NATS__PREFIX", self.subjects.prefix())
+            .env("DATABASE_URL", self.db.url())
+            .env("FLICK_PERSISTER__OPS_LISTEN", "")
+            .env(
+                "FLICK_STREAMS__METRICS_MAX_BYTES",
+                testkit::stream_settings().metrics_max_bytes.to_string(),
+            )
+            .env(
+                "FLICK_STREAMS__ALERTS_MAX_BYTES",
+                testkit::stream_settings().alerts_max_bytes.to_string(),
+            )
+            .env(
+                "FLICK_STREAMS__LOGS_MAX_BYTES",
+                testkit::stream_settings().logs_max_bytes.to_string(),
+            )
+            .env("FLICK_PERSISTER__BATCH_SIZE", "500")
+            .env("FLICK_PERSISTER__FLUSH_INTERVAL_MS", "200")
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
+            )
+            .envs(env.iter().copied())
+            .spawn()
+            .expect("start flick-persister")
+    }
+
+    /// The persister's durable consumer on the metrics stream.
+    pub async fn metrics_consumer(&self) -> jetstream::consumer::PullConsumer {
+        let stream = self
+            .js
+            .get_stream(self.subjects.stream_name(StreamKind::Metrics))
+            .await
+            .expect("stream");
+        eventually("the persister's consumer", Duration::from_secs(20), || {
+            let stream = stream.clone();
+            async move { stream.get_consumer("persister").await.ok() }
+        })
+        .await
+    }
+}
+
+/// Sends `signal` (`KILL`, `TERM`) to a child process.
+pub fn signal(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+/// Waits for a child to exit, at most `within`.
+pub async fn wait_exit(
+    child: &mut std::process::Child,
+    within: Duration,
+) -> std::process::ExitStatus {
+    eventually("the process to exit", within, || {
+        let status = child.try_wait().expect("try_wait");
+        async move { status }
+    })
+    .await
 }
