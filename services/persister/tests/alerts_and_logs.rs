@@ -67,13 +67,7 @@ async fn alert_transitions_fold_into_one_alert_each_in_any_order_and_once() {
         .wait_for_rows("alert_events", 5, Duration::from_secs(30))
         .await;
 
-    let alerts: Vec<(
-        Uuid,
-        String,
-        Option<f64>,
-        Option<DateTime<Utc>>,
-        DateTime<Utc>,
-    )> = sqlx::query_as(
+    let alerts: Vec<AlertRow> = sqlx::query_as(
         "SELECT id, state, value, resolved_at, started_at FROM alerts ORDER BY started_at",
     )
     .fetch_all(&harness.db.pool)
