@@ -10,6 +10,15 @@ use uuid::Uuid;
 use common::Harness;
 use flick_shared::wire::{AlertEvent, AlertSeverity, AlertState, LogEntry, LogLevel, ServerId};
 
+/// id, state, value, resolved_at, started_at
+type AlertRow = (
+    Uuid,
+    String,
+    Option<f64>,
+    Option<DateTime<Utc>>,
+    DateTime<Utc>,
+);
+
 fn event(
     alert: Uuid,
     state: AlertState,
