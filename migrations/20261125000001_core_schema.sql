@@ -5,7 +5,7 @@
 -- One row per monitored server. The persister creates it the first time a sample arrives
 -- (owner NULL: visible to admins only); the gateway creates and edits them for users.
 CREATE TABLE servers (
-    id           text PRIMARY KEY CHECK (id ~ '^[A-Za-z0-9_-]{1,64}$'),
+    id           text COLLATE "C" PRIMARY KEY CHECK (id ~ '^[A-Za-z0-9_-]{1,64}$'),
     name         text NOT NULL,
     hostname     text,
     owner_id     uuid,
@@ -20,9 +20,15 @@ CREATE INDEX servers_owner_idx ON servers (owner_id);
 -- figures have a column each (they are charted, aggregated and alerted on); the per-core,
 -- per-mount and per-interface detail is variable in length and read only for one server's
 -- detail view: cores as a real[] (4 bytes a core), mounts and interfaces as the wire's JSON
--- objects, so new detail fields within payload version 1 need no migration.
+-- objects, so new detail fields within payload version 1 need no migration. They are `json`
+-- (validated text, returned whole), not `jsonb`: they are never searched, and converting to
+-- jsonb costs a quarter of the insert time.
+--
+-- Server ids are ASCII tokens: every server_id column uses the "C" collation, so the
+-- (server_id, ts) key compares bytes instead of calling the locale's collation (15-25 % of the
+-- insert time on the hot path).
 CREATE TABLE metrics (
-    server_id    text        NOT NULL,
+    server_id    text        COLLATE "C" NOT NULL,
     ts           timestamptz NOT NULL,
     cpu          real        NOT NULL,
     memory       real        NOT NULL,
@@ -42,8 +48,8 @@ CREATE TABLE metrics (
     uptime_secs  bigint,
     processes    integer,
     cpu_cores    real[],
-    mounts       jsonb,
-    interfaces   jsonb,
+    mounts       json,
+    interfaces   json,
     PRIMARY KEY (server_id, ts)
 );
 
@@ -51,7 +57,7 @@ CREATE TABLE metrics (
 CREATE TABLE alert_events (
     id         uuid PRIMARY KEY,
     alert_id   uuid        NOT NULL,
-    server_id  text        NOT NULL,
+    server_id  text        COLLATE "C" NOT NULL,
     metric     text        NOT NULL,
     severity   text        NOT NULL CHECK (severity IN ('warning', 'critical')),
     state      text        NOT NULL CHECK (state IN ('firing', 'resolved')),
@@ -68,7 +74,7 @@ CREATE INDEX alert_events_at_idx ON alert_events (at);
 -- … and one row per alert, firing until its resolution arrives (whatever order they arrive in).
 CREATE TABLE alerts (
     id          uuid PRIMARY KEY,
-    server_id   text        NOT NULL,
+    server_id   text        COLLATE "C" NOT NULL,
     metric      text        NOT NULL,
     severity    text        NOT NULL CHECK (severity IN ('warning', 'critical')),
     state       text        NOT NULL CHECK (state IN ('firing', 'resolved')),
@@ -86,7 +92,7 @@ CREATE INDEX alerts_firing_idx ON alerts (server_id) WHERE state = 'firing';
 -- Log entries, idempotent on their id; read newest first per server or overall.
 CREATE TABLE logs (
     id        uuid PRIMARY KEY,
-    server_id text        NOT NULL,
+    server_id text        COLLATE "C" NOT NULL,
     ts        timestamptz NOT NULL,
     level     text        NOT NULL CHECK (level IN ('trace', 'debug', 'info', 'warn', 'error')),
     message   text        NOT NULL,

@@ -64,6 +64,10 @@ BEGIN
         FROM metrics_1m
         GROUP BY server_id, time_bucket(interval '1 hour', bucket)
         WITH NO DATA$$;
+    -- Real-time aggregation: buckets not yet materialized are computed from raw rows, so the
+    -- aggregates are never behind, whatever the refresh schedule.
+    EXECUTE 'ALTER MATERIALIZED VIEW metrics_1m SET (timescaledb.materialized_only = false)';
+    EXECUTE 'ALTER MATERIALIZED VIEW metrics_1h SET (timescaledb.materialized_only = false)';
     EXECUTE $$SELECT add_continuous_aggregate_policy('metrics_1m',
                  start_offset => interval '3 hours', end_offset => interval '1 minute',
                  schedule_interval => interval '1 minute', if_not_exists => true)$$;

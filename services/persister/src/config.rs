@@ -32,6 +32,8 @@ pub struct PersisterSettings {
     pub max_ack_pending: i64,
     /// How long JetStream waits for an acknowledgement before redelivering.
     pub ack_wait_secs: u64,
+    /// Batches written at once, each in its own transaction and database connection.
+    pub writers: usize,
     /// On shutdown, how long to keep trying to commit the batch in hand.
     pub shutdown_timeout_ms: u64,
     /// `host:port` of `/healthz`, `/readyz` and `/metrics`; empty turns it off.
@@ -45,6 +47,7 @@ impl Default for PersisterSettings {
             flush_interval_ms: 5_000,
             max_ack_pending: 50_000,
             ack_wait_secs: 60,
+            writers: 2,
             shutdown_timeout_ms: 10_000,
             ops_listen: "127.0.0.1:9101".to_owned(),
         }
@@ -115,10 +118,13 @@ impl Validate for Config {
             (10..=600_000).contains(&p.flush_interval_ms),
             || format!("{} is not in 10..=600000", p.flush_interval_ms),
         )?;
+        check("persister.writers", (1..=16).contains(&p.writers), || {
+            format!("{} is not in 1..=16", p.writers)
+        })?;
         check(
             "persister.max_ack_pending",
-            p.max_ack_pending >= p.batch_size as i64,
-            || "must be at least persister.batch_size".into(),
+            p.max_ack_pending >= (p.batch_size * (p.writers + 2)) as i64,
+            || "must be at least persister.batch_size x (persister.writers + 2)".into(),
         )?;
         check(
             "persister.ack_wait_secs",

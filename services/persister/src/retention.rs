@@ -68,9 +68,9 @@ pub async fn apply_timescale_policies(
         let current: Option<bool> = sqlx::query_scalar(
             "SELECT (config->>$3)::interval = $4::interval
              FROM timescaledb_information.jobs
-             WHERE proc_name = $2 AND hypertable_name = COALESCE(
+             WHERE proc_name = $2 AND (hypertable_name = $1 OR hypertable_name IN
                  (SELECT materialization_hypertable_name
-                  FROM timescaledb_information.continuous_aggregates WHERE view_name = $1), $1)
+                  FROM timescaledb_information.continuous_aggregates WHERE view_name = $1))
              LIMIT 1",
         )
         .bind(relation)
@@ -230,7 +230,7 @@ async fn delete_in_batches(
 async fn run_timescale_jobs(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     let jobs: Vec<i32> = sqlx::query_scalar(
         "SELECT job_id FROM timescaledb_information.jobs
-         WHERE hypertable_name = 'metrics'
+         WHERE hypertable_name IN ('metrics', 'metrics_1m', 'metrics_1h')
             OR hypertable_name IN (SELECT materialization_hypertable_name
                                    FROM timescaledb_information.continuous_aggregates
                                    WHERE view_name IN ('metrics_1m', 'metrics_1h'))

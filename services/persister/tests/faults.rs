@@ -190,7 +190,7 @@ async fn sigterm_commits_the_batch_in_hand_and_exits_zero() {
     let mut persister = harness.spawn_process(&[
         ("FLICK_PERSISTER__FLUSH_INTERVAL_MS", "60000"),
         ("FLICK_PERSISTER__BATCH_SIZE", "50000"),
-        ("FLICK_PERSISTER__MAX_ACK_PENDING", "100000"),
+        ("FLICK_PERSISTER__MAX_ACK_PENDING", "200000"),
         ("FLICK_PERSISTER__ACK_WAIT_SECS", "120"),
     ]);
     let all = samples(30, 100);

@@ -3,8 +3,9 @@
 //!
 //! The intake task pulls messages, decodes each with its [`Sink`], forwards refused ones to the
 //! dead-letter subject (and acknowledges them: they must not block anything), and hands batches
-//! to the writer task through a channel of one. While the writer waits for the database, the
-//! intake stops pulling, so memory stays bounded by the batch size and by `max_ack_pending`.
+//! to `persister.writers` writer tasks (each its own transaction, so PostgreSQL works on several
+//! cores). While every writer waits for the database, the intake stops pulling, so memory stays
+//! bounded by the batch size, the number of writers and `max_ack_pending`.
 //! The writer retries a failed batch with capped, jittered backoff and acknowledges its messages
 //! only once the transaction that holds them has committed; a crash before that leaves them
 //! unacknowledged, JetStream redelivers them, and the sink's `ON CONFLICT DO NOTHING` makes the
@@ -72,6 +73,17 @@ pub trait Sink: Send + Sync + 'static {
         conn: &mut PgConnection,
         rows: &[Self::Row],
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+
+    /// Bookkeeping after a batch committed, in its own short transaction so that concurrent
+    /// writers do not queue behind each other's row locks. A failure is logged, not retried:
+    /// the next batch does it again.
+    fn after_commit(
+        &self,
+        _pool: &PgPool,
+        _rows: &[Self::Row],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// The refusal for a payload whose server id differs from its subject's.
@@ -128,22 +140,33 @@ pub async fn run<S: Sink>(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let consumer = consumer::ensure(&ctx, S::KIND).await?;
-    let (to_writer, from_intake) = mpsc::channel::<Batch<S::Row>>(1);
-    let writer = tokio::spawn(writer::run(
-        ctx.clone(),
-        sink.clone(),
-        from_intake,
-        shutdown.clone(),
-    ));
+    let writers = ctx.settings.writers;
+    let (to_writer, from_intake) = mpsc::channel::<Batch<S::Row>>(writers);
+    let from_intake = Arc::new(tokio::sync::Mutex::new(from_intake));
+    let writer_tasks: Vec<_> = (0..writers)
+        .map(|_| {
+            tokio::spawn(writer::run(
+                ctx.clone(),
+                sink.clone(),
+                from_intake.clone(),
+                shutdown.clone(),
+            ))
+        })
+        .collect();
     let lag = tokio::spawn(consumer::report_lag(
         consumer.clone(),
         S::NAME,
         shutdown.clone(),
     ));
     intake(&ctx, &*sink, &consumer, to_writer, &shutdown).await;
-    let written = writer.await;
+    let mut failed = None;
+    for task in writer_tasks {
+        if let Err(err) = task.await {
+            failed = Some(anyhow::anyhow!("a {} writer task failed: {err}", S::NAME));
+        }
+    }
     lag.abort();
-    written.map_err(|err| anyhow::anyhow!("the {} writer task failed: {err}", S::NAME))
+    failed.map_or(Ok(()), Err)
 }
 
 async fn intake<S: Sink>(

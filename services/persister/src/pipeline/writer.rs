@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::{Client, Subject};
-use tokio::sync::mpsc;
+use tokio::sync::{Mutex, mpsc};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -27,11 +27,15 @@ pub async fn ack(client: &Client, reply: Subject) {
 pub async fn run<S: Sink>(
     ctx: Context,
     sink: Arc<S>,
-    mut batches: mpsc::Receiver<Batch<S::Row>>,
+    batches: Arc<Mutex<mpsc::Receiver<Batch<S::Row>>>>,
     shutdown: CancellationToken,
 ) {
     let errors = RateLimitedLog::new(Duration::from_secs(30));
-    while let Some(batch) = batches.recv().await {
+    loop {
+        // Hold the lock only to take one batch: the other writers take the next ones.
+        let Some(batch) = batches.lock().await.recv().await else {
+            return;
+        };
         let span = tracing::info_span!("batch", stream = S::NAME, messages = batch.rows.len());
         write_until_committed(&ctx, &*sink, batch, &shutdown, &errors)
             .instrument(span)
@@ -63,6 +67,11 @@ async fn write_until_committed<S: Sink>(
                     .increment(messages.saturating_sub(inserted));
                 for reply in batch.acks {
                     ack(&ctx.client, reply).await;
+                }
+                if let Err(err) = sink.after_commit(&ctx.pool, &batch.rows).await
+                    && errors.allow("after_commit").is_some()
+                {
+                    tracing::warn!(error = %err, "Bookkeeping after a batch failed; the next batch retries");
                 }
                 tracing::debug!(
                     inserted,

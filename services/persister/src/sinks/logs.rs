@@ -56,11 +56,11 @@ impl Sink for LogsSink {
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(column(rows, |e| e.id))
-        .bind(column(rows, |e| e.server_id.to_string()))
+        .bind(column(rows, |e| e.server_id.as_str()))
         .bind(column(rows, |e| e.timestamp))
         .bind(column(rows, |e| e.level.as_str()))
-        .bind(column(rows, |e| e.message.clone()))
-        .bind(column(rows, |e| e.source.clone()))
+        .bind(column(rows, |e| e.message.as_str()))
+        .bind(column(rows, |e| e.source.as_deref()))
         .bind(column(rows, fields))
         .execute(&mut *conn)
         .await?
