@@ -40,6 +40,28 @@ fn samples(servers: usize, per_server: usize) -> impl Iterator<Item = MetricSamp
     })
 }
 
+/// CPU seconds (user + system) used so far by the processes whose command name is `comm`.
+fn cpu_secs_of(comm: &str) -> f64 {
+    let ticks = 100.0; // USER_HZ on Linux
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if &stat[open + 1..close] != comm {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let used: f64 =
+            fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
+        total += used / ticks;
+    }
+    total
+}
+
 fn peak_rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -130,6 +152,11 @@ async fn main() {
     // Completion is read from JetStream (nothing pending, nothing unacknowledged: every
     // message committed), not by counting rows, which would load the database being measured.
     let started = Instant::now();
+    let cpu_before = [
+        cpu_secs_of("flick-persister"),
+        cpu_secs_of("nats-server"),
+        cpu_secs_of("postgres"),
+    ];
     let stream = js
         .get_stream(subjects.stream_name(flick_shared::subjects::StreamKind::Metrics))
         .await
@@ -155,6 +182,11 @@ async fn main() {
         );
     }
     let persist_secs = started.elapsed().as_secs_f64();
+    let cpu_after = [
+        cpu_secs_of("flick-persister"),
+        cpu_secs_of("nats-server"),
+        cpu_secs_of("postgres"),
+    ];
     let rss = peak_rss_mb(persister.id());
     let _ = persister.kill();
     let _ = persister.wait();
@@ -162,11 +194,23 @@ async fn main() {
     println!(
         "  persisted (NATS -> PG):   {persist_rate:>9.0} samples/s ({persist_secs:.1} s, start-up included; peak RSS {rss:.0} MB)"
     );
+    let per_k = |i: usize| (cpu_after[i] - cpu_before[i]) * 1_000_000.0 / total as f64;
+    println!(
+        "  CPU per 1,000 samples:    persister {:.1} ms, nats-server {:.1} ms, postgres {:.1} ms",
+        per_k(0),
+        per_k(1),
+        per_k(2)
+    );
     assert_eq!(
         count(&db.pool, "metrics").await,
         total,
         "every sample stored once"
     );
+    // Let autovacuum finish with the table just written before measuring COPY on the same server.
+    sqlx::query("VACUUM (ANALYZE) metrics")
+        .execute(&db.pool)
+        .await
+        .unwrap();
 
     // 3. The physical limit: COPY of the same rows into an empty table of the same shape.
     sqlx::query("CREATE TABLE metrics_copy (LIKE metrics INCLUDING ALL)")
