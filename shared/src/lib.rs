@@ -7,6 +7,7 @@
 
 pub mod backoff;
 pub mod config;
+pub mod crypto;
 pub mod db;
 #[cfg(feature = "ops")]
 pub mod deadletter;

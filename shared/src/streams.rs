@@ -49,7 +49,10 @@ pub fn stream_config(
         discard: stream::DiscardPolicy::Old,
         max_age: Duration::from_secs(max_age),
         max_bytes,
-        duplicate_window: Duration::from_secs(limits.duplicate_window_secs),
+        duplicate_window: Duration::from_secs(match kind {
+            StreamKind::Alerts => limits.alerts_duplicate_window_secs,
+            _ => limits.duplicate_window_secs,
+        }),
         num_replicas: limits.replicas,
         ..Default::default()
     }

@@ -11,7 +11,8 @@ mod sections;
 
 pub use error::ConfigError;
 pub use sections::{
-    DatabaseSettings, LogFormat, LogSettings, NatsSettings, OpsSettings, StreamSettings,
+    DatabaseSettings, EncryptionSettings, LogFormat, LogSettings, NatsSettings, OpsSettings,
+    StreamSettings,
 };
 
 use figment::Figment;

@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::{ConfigError, Validate, check};
 use crate::Secret;
+use crate::crypto::KeyRing;
 use crate::subjects::Subjects;
 
 /// `[nats]`: how to reach NATS and which subject prefix to use.
@@ -82,6 +83,9 @@ pub struct StreamSettings {
     pub logs_max_bytes: i64,
     /// Window in which JetStream drops a message whose `Nats-Msg-Id` it has already stored.
     pub duplicate_window_secs: u64,
+    /// The same for alert transitions: longer, because an alerter that crashed between
+    /// publishing a transition and recording it re-publishes it after its restart.
+    pub alerts_duplicate_window_secs: u64,
     /// Replicas of each stream (1 for a single NATS server; 3 in a cluster).
     pub replicas: usize,
 }
@@ -96,6 +100,7 @@ impl Default for StreamSettings {
             logs_max_age_secs: 7 * 24 * 3600,
             logs_max_bytes: 1 << 30,
             duplicate_window_secs: 120,
+            alerts_duplicate_window_secs: 3_600,
             replicas: 1,
         }
     }
@@ -125,6 +130,11 @@ impl Validate for StreamSettings {
             "streams.duplicate_window_secs",
             self.duplicate_window_secs > 0,
             || "must be > 0".into(),
+        )?;
+        check(
+            "streams.alerts_duplicate_window_secs",
+            (1..=self.alerts_max_age_secs).contains(&self.alerts_duplicate_window_secs),
+            || "must be > 0 and at most streams.alerts_max_age_secs".into(),
         )?;
         check("streams.replicas", (1..=5).contains(&self.replicas), || {
             format!("{} is not in 1..=5", self.replicas)
@@ -239,5 +249,55 @@ impl OpsSettings {
                 )
             },
         )
+    }
+}
+
+/// `[encryption]`: the key that seals stored secrets (server credentials, webhook secrets).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncryptionSettings {
+    /// 32 bytes as 64 hex digits or base64. `ENCRYPTION_KEY` sets it too.
+    pub key: Option<Secret>,
+    /// The id stored with everything sealed by `key`.
+    pub key_id: u32,
+    /// Older keys by id, still accepted for decryption while values are re-sealed.
+    pub previous_keys: std::collections::HashMap<String, Secret>,
+}
+
+impl Default for EncryptionSettings {
+    fn default() -> Self {
+        Self {
+            key: None,
+            key_id: 1,
+            previous_keys: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl EncryptionSettings {
+    /// The key ring, `None` when no key is configured.
+    pub fn key_ring(&self) -> Result<Option<KeyRing>, ConfigError> {
+        let Some(key) = &self.key else {
+            return Ok(None);
+        };
+        let mut previous = std::collections::HashMap::new();
+        for (id, old) in &self.previous_keys {
+            let id: u32 = id.parse().map_err(|_| {
+                ConfigError::new(
+                    "encryption.previous_keys",
+                    format!("key id {id:?} is not a number"),
+                )
+            })?;
+            previous.insert(id, old.clone());
+        }
+        KeyRing::from_secrets(self.key_id, key, &previous)
+            .map(Some)
+            .map_err(|err| ConfigError::new("encryption.key", err.to_string()))
+    }
+}
+
+impl Validate for EncryptionSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.key_ring().map(|_| ())
     }
 }

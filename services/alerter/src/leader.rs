@@ -1,0 +1,463 @@
+//! What the leader does: read samples in order, evaluate, commit state and transitions
+//! together, acknowledge, publish.
+//!
+//! Exactly once, across restarts and failover: every commit records the stream sequence it
+//! covers, the thresholds it changed and the transitions it decided, in one transaction that
+//! only succeeds while this leader's fencing epoch is current. A new leader recreates the
+//! durable consumer `alerter` just after the last committed sequence, so it sees exactly the
+//! samples whose effects were not committed, in stream order, and resumes from the committed
+//! state: it cannot decide a transition twice, nor skip one.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use chrono::Utc;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use flick_shared::backoff::Backoff;
+use flick_shared::shutdown::CancellationToken;
+use flick_shared::subjects::{ALERTER_CONSUMER, StreamKind};
+use flick_shared::wire::{AlertEvent, MetricSample, ServerStatus, StatusState, decode};
+
+use crate::evaluate::Evaluator;
+use crate::lease::Lease;
+use crate::rules::{Metric, RuleSet};
+use crate::store::{CommitError, Outgoing};
+use crate::watch::OfflineWatch;
+use crate::{Context, notify};
+
+/// Commit at least this often while samples flow, even without transitions, so a restart
+/// replays little.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+
+/// How a term ended.
+#[derive(Debug)]
+pub enum TermEnd {
+    Shutdown,
+    LeaseLost,
+    Fenced,
+}
+
+struct Term {
+    epoch: i64,
+    /// Everything up to this stream sequence is committed or about to be.
+    sequence: u64,
+    committed_sequence: u64,
+    last_commit: Instant,
+    rules: RuleSet,
+    evaluator: Evaluator,
+    watch: OfflineWatch,
+    to_publisher: mpsc::UnboundedSender<Vec<Outgoing>>,
+}
+
+/// Leads until shutdown, until the lease is lost, or until another replica fences this one.
+pub async fn lead(
+    ctx: &Context,
+    mut lease: Lease,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<TermEnd> {
+    let term_token = shutdown.child_token();
+    let (epoch, sequence) = ctx
+        .store
+        .begin_term(&ctx.leader_name)
+        .await
+        .context("begin a leadership term")?;
+    let span = tracing::info_span!("leader", epoch);
+    let result = async {
+        tracing::info!(resume_after = sequence, "Leading: evaluating alerts");
+        metrics::gauge!("flick_alerter_leader").set(1.0);
+        let (to_publisher, from_leader) = mpsc::unbounded_channel();
+        let publisher = tokio::spawn(crate::publish::run(
+            ctx.clone(),
+            from_leader,
+            term_token.clone(),
+        ));
+        let mut term = start_term(ctx, epoch, sequence, to_publisher).await?;
+        let end = run_term(ctx, &mut term, &mut lease, &term_token).await;
+        term_token.cancel();
+        let _ = publisher.await;
+        metrics::gauge!("flick_alerter_leader").set(0.0);
+        end
+    }
+    .instrument(span)
+    .await;
+    lease.release().await;
+    result
+}
+
+async fn start_term(
+    ctx: &Context,
+    epoch: i64,
+    sequence: u64,
+    to_publisher: mpsc::UnboundedSender<Vec<Outgoing>>,
+) -> anyhow::Result<Term> {
+    let rules = ctx
+        .store
+        .load_rules(&ctx.defaults, ctx.settings.margin)
+        .await?;
+    let evaluator = Evaluator::resume(ctx.store.load_phases().await?);
+    let mut watch = OfflineWatch::default();
+    // Every known server gets a full offline timeout from now: a new leader does not page
+    // for silence it did not witness.
+    let now = Instant::now();
+    for server in ctx
+        .store
+        .known_servers()
+        .await?
+        .iter()
+        .chain(evaluator.servers().iter())
+    {
+        watch.heard(server, now);
+    }
+    reload_channels(ctx).await;
+    Ok(Term {
+        epoch,
+        sequence,
+        committed_sequence: sequence,
+        last_commit: Instant::now(),
+        rules,
+        evaluator,
+        watch,
+        to_publisher,
+    })
+}
+
+async fn run_term(
+    ctx: &Context,
+    term: &mut Term,
+    lease: &mut Lease,
+    stop: &CancellationToken,
+) -> anyhow::Result<TermEnd> {
+    let consumer = recreate_consumer(ctx, term.sequence).await?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(ctx.settings.batch_size.clamp(1, 1_000))
+        .heartbeat(Duration::from_secs(5))
+        .messages()
+        .await
+        .context("pull from the metrics stream")?;
+    let mut statuses = ctx
+        .client
+        .subscribe(ctx.subjects.status_all())
+        .await
+        .context("subscribe to collector statuses")?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut reload = tokio::time::interval(Duration::from_millis(ctx.settings.reload_interval_ms));
+    let batch_wait = Duration::from_millis(ctx.settings.batch_wait_ms);
+    let mut pending: Vec<jetstream::Message> = Vec::with_capacity(ctx.settings.batch_size);
+    let mut flush_at: Option<Instant> = None;
+
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => {
+                if !pending.is_empty() {
+                    process(ctx, term, std::mem::take(&mut pending), stop).await?;
+                }
+                return Ok(TermEnd::Shutdown);
+            }
+            _ = tick.tick() => {
+                if !lease.holds().await {
+                    tracing::warn!("Lost the lease: stepping down");
+                    return Ok(TermEnd::LeaseLost);
+                }
+                if let Some(end) = check_silence(ctx, term, stop).await? {
+                    return Ok(end);
+                }
+            }
+            _ = reload.tick() => {
+                if let Some(end) = reload_all(ctx, term, stop).await? {
+                    return Ok(end);
+                }
+            }
+            Some(status) = statuses.next() => {
+                if let Ok(status) = decode::<ServerStatus>(&status.payload, Utc::now()) {
+                    match status.state {
+                        StatusState::Stopping => term.watch.stopping(&status.server_id),
+                        StatusState::Starting => {}
+                    }
+                }
+            }
+            () = sleep_until(flush_at), if flush_at.is_some() => {
+                flush_at = None;
+                if let Some(end) = process(ctx, term, std::mem::take(&mut pending), stop).await? {
+                    return Ok(end);
+                }
+            }
+            next = messages.next() => match next {
+                Some(Ok(message)) => {
+                    pending.push(message);
+                    if flush_at.is_none() {
+                        flush_at = Some(Instant::now() + batch_wait);
+                    }
+                    if pending.len() >= ctx.settings.batch_size {
+                        flush_at = None;
+                        if let Some(end) = process(ctx, term, std::mem::take(&mut pending), stop).await? {
+                            return Ok(end);
+                        }
+                    }
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "Pulling samples failed");
+                    if matches!(err.kind(), jetstream::consumer::pull::MessagesErrorKind::ConsumerDeleted) {
+                        anyhow::bail!("the alerter's consumer was deleted");
+                    }
+                }
+                None => anyhow::bail!("the sample stream ended"),
+            },
+        }
+    }
+}
+
+/// The durable consumer `alerter`, recreated to start right after `sequence` (or at new
+/// messages on a first start), so the leader sees exactly what was not committed, in order.
+async fn recreate_consumer(ctx: &Context, sequence: u64) -> anyhow::Result<PullConsumer> {
+    use jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+    let name = ctx.subjects.stream_name(StreamKind::Metrics);
+    let stream = ctx
+        .js
+        .get_stream(&name)
+        .await
+        .with_context(|| format!("stream {name}"))?;
+    let _ = stream.delete_consumer(ALERTER_CONSUMER).await;
+    let deliver_policy = if sequence == 0 {
+        DeliverPolicy::New
+    } else {
+        DeliverPolicy::ByStartSequence {
+            start_sequence: sequence + 1,
+        }
+    };
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(ALERTER_CONSUMER.to_owned()),
+            description: Some("FLick alerter (recreated by each leader)".to_owned()),
+            deliver_policy,
+            ack_policy: AckPolicy::All,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: i64::try_from(ctx.settings.batch_size * 10).unwrap_or(10_000),
+            max_deliver: -1,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("create consumer {ALERTER_CONSUMER} on {name}"))
+}
+
+/// Evaluates a batch of samples, commits, acknowledges, hands transitions to the publisher.
+async fn process(
+    ctx: &Context,
+    term: &mut Term,
+    batch: Vec<jetstream::Message>,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<TermEnd>> {
+    let started = Instant::now();
+    let now = Instant::now();
+    let mut events = Vec::new();
+    let mut evaluated = 0u64;
+    let mut last = None;
+    for message in batch {
+        let sequence = message.info().map(|info| info.stream_sequence).unwrap_or(0);
+        if sequence > term.sequence {
+            match decode::<MetricSample>(&message.payload, Utc::now()) {
+                Ok(sample)
+                    if ctx
+                        .subjects
+                        .server_id_in(StreamKind::Metrics, &message.subject)
+                        == Some(sample.server_id.as_str()) =>
+                {
+                    term.watch.heard(&sample.server_id, now);
+                    term.evaluator
+                        .heard_from(&sample.server_id, Utc::now(), &mut events);
+                    term.evaluator.observe(&sample, &term.rules, &mut events);
+                    evaluated += 1;
+                }
+                Ok(sample) => {
+                    let detail = format!(
+                        "serverId {} does not match subject {}",
+                        sample.server_id, message.subject
+                    );
+                    ctx.deadletters
+                        .forward(
+                            &message.subject,
+                            message.payload.clone(),
+                            "subject_mismatch",
+                            &detail,
+                        )
+                        .await;
+                }
+                Err(err) => {
+                    ctx.deadletters
+                        .forward(
+                            &message.subject,
+                            message.payload.clone(),
+                            err.kind(),
+                            &err.to_string(),
+                        )
+                        .await;
+                }
+            }
+            term.sequence = sequence;
+        }
+        last = Some(message);
+    }
+    metrics::counter!("flick_alerter_samples_evaluated_total").increment(evaluated);
+    let end = commit(ctx, term, events, stop, false).await?;
+    if end.is_none()
+        && let Some(last) = last
+        && let Err(err) = last.ack().await
+    {
+        // AckAll: the next acknowledgement covers this one; a redelivery is skipped by sequence.
+        tracing::debug!(error = %err, "Cannot acknowledge a batch");
+    }
+    metrics::histogram!("flick_alerter_batch_seconds").record(started.elapsed().as_secs_f64());
+    Ok(end)
+}
+
+/// Fires `offline` for servers silent past their timeout, and checkpoints.
+async fn check_silence(
+    ctx: &Context,
+    term: &mut Term,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<TermEnd>> {
+    let rules = &term.rules;
+    let silent = term.watch.silent(
+        Instant::now(),
+        |server| {
+            let rule = rules.rule(server.as_str(), Metric::Offline);
+            rule.enabled.then(|| rule.hold.to_std().unwrap_or_default())
+        },
+        Duration::from_secs(u64::from(ctx.settings.offline_after_stop_secs)),
+    );
+    let mut events = Vec::new();
+    let at = Utc::now();
+    for (server, silence) in silent {
+        term.evaluator.silent(
+            &server,
+            i64::try_from(silence.as_secs()).unwrap_or(i64::MAX),
+            at,
+            &mut events,
+        );
+    }
+    let checkpoint =
+        term.sequence > term.committed_sequence && term.last_commit.elapsed() >= CHECKPOINT_EVERY;
+    commit(ctx, term, events, stop, checkpoint).await
+}
+
+/// Re-reads rules and channels, and forgets servers deleted from the fleet.
+async fn reload_all(
+    ctx: &Context,
+    term: &mut Term,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<TermEnd>> {
+    match ctx
+        .store
+        .load_rules(&ctx.defaults, ctx.settings.margin)
+        .await
+    {
+        Ok(rules) => {
+            if rules != term.rules {
+                tracing::info!(overrides = rules.overrides().len(), "Alert rules changed");
+                term.rules = rules;
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "Cannot reload alert rules; keeping the current ones")
+        }
+    }
+    reload_channels(ctx).await;
+    let watched: Vec<_> = term.watch.servers().cloned().collect();
+    let mut events = Vec::new();
+    if let Ok(existing) = ctx.store.existing(&watched).await {
+        let silence_grace = Duration::from_secs(u64::from(ctx.settings.offline_timeout_secs));
+        let silent: Vec<_> = term
+            .watch
+            .silent(
+                Instant::now(),
+                |_| Some(silence_grace / 2),
+                silence_grace / 2,
+            )
+            .into_iter()
+            .map(|(server, _)| server)
+            .collect();
+        for server in silent
+            .into_iter()
+            .filter(|server| !existing.contains(server))
+        {
+            tracing::info!(server = %server, "Server removed from the fleet: its alerts are closed");
+            term.watch.forget(&server);
+            term.evaluator.forget(&server, Utc::now(), &mut events);
+        }
+    }
+    metrics::gauge!("flick_alerter_active_alerts").set(term.evaluator.firing() as f64);
+    commit(ctx, term, events, stop, false).await
+}
+
+async fn reload_channels(ctx: &Context) {
+    match notify::load_channels(&ctx.store, ctx.keys.as_ref()).await {
+        Ok(channels) => ctx.notifier.set_channels(channels),
+        Err(err) => tracing::warn!(error = %err, "Cannot reload notification channels"),
+    }
+}
+
+/// Commits what changed (and the progress), retrying while the database is away. `Some(end)`
+/// when this replica must stop leading.
+async fn commit(
+    ctx: &Context,
+    term: &mut Term,
+    events: Vec<AlertEvent>,
+    stop: &CancellationToken,
+    checkpoint: bool,
+) -> anyhow::Result<Option<TermEnd>> {
+    if events.is_empty() && !term.evaluator.has_changes() && !checkpoint {
+        return Ok(None);
+    }
+    let changes = term.evaluator.take_changes();
+    let outgoing: Vec<Outgoing> = events
+        .into_iter()
+        .map(|event| Outgoing {
+            id: event.id,
+            subject: ctx.subjects.alerts(&event.server_id),
+            payload: serde_json::to_string(&event).unwrap_or_default(),
+            event: Some(event),
+        })
+        .collect();
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+    loop {
+        match ctx
+            .store
+            .commit(term.epoch, term.sequence, &changes, &outgoing)
+            .await
+        {
+            Ok(()) => break,
+            Err(CommitError::Fenced(epoch)) => {
+                tracing::warn!(epoch, "Another replica leads now: stepping down");
+                return Ok(Some(TermEnd::Fenced));
+            }
+            Err(CommitError::Database(err)) => {
+                tracing::warn!(error = %err, "Cannot commit alert state; retrying");
+                tokio::select! {
+                    // State in memory is ahead of the database: a replica that gives up here
+                    // must stop leading, and the next leader replays from the last commit.
+                    () = stop.cancelled() => return Ok(Some(TermEnd::Shutdown)),
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
+                }
+            }
+        }
+    }
+    term.committed_sequence = term.sequence;
+    term.last_commit = Instant::now();
+    if !outgoing.is_empty() {
+        let _ = term.to_publisher.send(outgoing);
+    }
+    Ok(None)
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => futures::future::pending().await,
+    }
+}

@@ -1,0 +1,175 @@
+//! What is watched and at which thresholds: defaults from the configuration, per-server
+//! overrides from the `alert_rules` table (edited through the gateway).
+
+use std::collections::HashMap;
+
+use chrono::Duration;
+
+use flick_shared::wire::{AlertSeverity, MetricSample};
+
+use crate::evaluate::threshold::Threshold;
+
+/// A watched figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Metric {
+    Cpu,
+    Memory,
+    Disk,
+    /// No sample for longer than the rule's `for` duration.
+    Offline,
+}
+
+impl Metric {
+    /// The metrics read from each sample.
+    pub const SAMPLED: [Metric; 3] = [Metric::Cpu, Metric::Memory, Metric::Disk];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Cpu => "cpu",
+            Metric::Memory => "memory",
+            Metric::Disk => "disk",
+            Metric::Offline => "offline",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Metric> {
+        match name {
+            "cpu" => Some(Metric::Cpu),
+            "memory" => Some(Metric::Memory),
+            "disk" => Some(Metric::Disk),
+            "offline" => Some(Metric::Offline),
+            _ => None,
+        }
+    }
+
+    /// For messages: "CPU usage".
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::Cpu => "CPU usage",
+            Metric::Memory => "Memory usage",
+            Metric::Disk => "Disk usage",
+            Metric::Offline => "Offline",
+        }
+    }
+
+    /// This metric's value in a sample (percent).
+    pub fn value(self, sample: &MetricSample) -> Option<f64> {
+        match self {
+            Metric::Cpu => Some(sample.cpu_usage),
+            Metric::Memory => Some(sample.memory_usage),
+            Metric::Disk => Some(sample.disk_usage),
+            Metric::Offline => None,
+        }
+    }
+}
+
+/// One metric's rule. For `offline`, `hold` is the silence that fires it and the thresholds are
+/// unused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rule {
+    pub warning: Option<f64>,
+    pub critical: Option<f64>,
+    pub hold: Duration,
+    pub margin: f64,
+    pub enabled: bool,
+}
+
+impl Rule {
+    pub fn threshold(&self, severity: AlertSeverity) -> Option<Threshold> {
+        if !self.enabled {
+            return None;
+        }
+        let value = match severity {
+            AlertSeverity::Warning => self.warning?,
+            AlertSeverity::Critical => self.critical?,
+        };
+        Some(Threshold {
+            value,
+            hold: self.hold,
+            margin: self.margin,
+        })
+    }
+}
+
+/// The rules in force: a default per metric, and per-server overrides that replace it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSet {
+    defaults: HashMap<Metric, Rule>,
+    overrides: HashMap<(String, Metric), Rule>,
+}
+
+impl RuleSet {
+    pub fn new(defaults: HashMap<Metric, Rule>) -> Self {
+        Self {
+            defaults,
+            overrides: HashMap::new(),
+        }
+    }
+
+    pub fn with_overrides(mut self, overrides: HashMap<(String, Metric), Rule>) -> Self {
+        self.overrides = overrides;
+        self
+    }
+
+    pub fn overrides(&self) -> &HashMap<(String, Metric), Rule> {
+        &self.overrides
+    }
+
+    /// The rule for `metric` on `server`; a metric with no default is disabled.
+    pub fn rule(&self, server: &str, metric: Metric) -> Rule {
+        self.overrides
+            .get(&(server.to_owned(), metric))
+            .or_else(|| self.defaults.get(&metric))
+            .copied()
+            .unwrap_or(Rule {
+                warning: None,
+                critical: None,
+                hold: Duration::zero(),
+                margin: 0.0,
+                enabled: false,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(warning: f64, critical: f64) -> Rule {
+        Rule {
+            warning: Some(warning),
+            critical: Some(critical),
+            hold: Duration::seconds(10),
+            margin: 5.0,
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn an_override_replaces_the_default_for_its_server_only() {
+        let set = RuleSet::new(HashMap::from([(Metric::Cpu, rule(80.0, 90.0))])).with_overrides(
+            HashMap::from([(("db-1".to_owned(), Metric::Cpu), rule(95.0, 99.0))]),
+        );
+        assert_eq!(set.rule("web-1", Metric::Cpu).warning, Some(80.0));
+        assert_eq!(set.rule("db-1", Metric::Cpu).critical, Some(99.0));
+        assert!(
+            !set.rule("web-1", Metric::Disk).enabled,
+            "no default: disabled"
+        );
+    }
+
+    #[test]
+    fn a_disabled_rule_has_no_thresholds() {
+        let disabled = Rule {
+            enabled: false,
+            ..rule(80.0, 90.0)
+        };
+        assert_eq!(disabled.threshold(AlertSeverity::Warning), None);
+        assert_eq!(
+            rule(80.0, 90.0)
+                .threshold(AlertSeverity::Critical)
+                .map(|t| t.value),
+            Some(90.0)
+        );
+    }
+}
