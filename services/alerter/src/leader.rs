@@ -8,6 +8,7 @@
 //! samples whose effects were not committed, in stream order, and resumes from the committed
 //! state: it cannot decide a transition twice, nor skip one.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -21,7 +22,7 @@ use tracing::Instrument;
 use flick_shared::backoff::Backoff;
 use flick_shared::shutdown::CancellationToken;
 use flick_shared::subjects::{ALERTER_CONSUMER, StreamKind};
-use flick_shared::wire::{AlertEvent, MetricSample, ServerStatus, StatusState, decode};
+use flick_shared::wire::{AlertEvent, MetricSample, ServerId, ServerStatus, StatusState, decode};
 
 use crate::evaluate::Evaluator;
 use crate::lease::Lease;
@@ -51,6 +52,8 @@ struct Term {
     rules: RuleSet,
     evaluator: Evaluator,
     watch: OfflineWatch,
+    /// Servers seen in the `servers` table during this term.
+    in_fleet: HashSet<ServerId>,
     to_publisher: mpsc::UnboundedSender<Vec<Outgoing>>,
 }
 
@@ -122,6 +125,7 @@ async fn start_term(
         rules,
         evaluator,
         watch,
+        in_fleet: HashSet::new(),
         to_publisher,
     })
 }
@@ -368,27 +372,20 @@ async fn reload_all(
         }
     }
     reload_channels(ctx).await;
+    // A server is forgotten only once it was seen in `servers` and is gone from it (deleted
+    // through the gateway): a server the persister has not recorded yet, or cannot record
+    // while the database or the persister is down, keeps its alerts.
     let watched: Vec<_> = term.watch.servers().cloned().collect();
     let mut events = Vec::new();
     if let Ok(existing) = ctx.store.existing(&watched).await {
-        let silence_grace = Duration::from_secs(u64::from(ctx.settings.offline_timeout_secs));
-        let silent: Vec<_> = term
-            .watch
-            .silent(
-                Instant::now(),
-                |_| Some(silence_grace / 2),
-                silence_grace / 2,
-            )
-            .into_iter()
-            .map(|(server, _)| server)
-            .collect();
-        for server in silent
-            .into_iter()
-            .filter(|server| !existing.contains(server))
-        {
-            tracing::info!(server = %server, "Server removed from the fleet: its alerts are closed");
-            term.watch.forget(&server);
-            term.evaluator.forget(&server, Utc::now(), &mut events);
+        for server in watched {
+            if existing.contains(&server) {
+                term.in_fleet.insert(server);
+            } else if term.in_fleet.remove(&server) {
+                tracing::info!(server = %server, "Server removed from the fleet: its alerts are closed");
+                term.watch.forget(&server);
+                term.evaluator.forget(&server, Utc::now(), &mut events);
+            }
         }
     }
     metrics::gauge!("flick_alerter_active_alerts").set(term.evaluator.firing() as f64);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, Executor, PgPool};
 
-use common::{Harness, samples, signal, wait_exit};
+use common::{Harness, samples};
 use flick_shared::testkit::{self, eventually};
 
 #[tokio::test]
@@ -34,8 +34,7 @@ async fn a_persister_killed_mid_stream_and_restarted_stores_every_sample_once() 
         || async { (harness.count("metrics").await >= 3_000).then_some(()) },
     )
     .await;
-    signal(&first, "KILL");
-    let status = wait_exit(&mut first, Duration::from_secs(10)).await;
+    let status = first.kill();
     assert!(!status.success(), "killed, not exited: {status}");
     let at_kill = harness.count("metrics").await;
     assert!(
@@ -50,12 +49,8 @@ async fn a_persister_killed_mid_stream_and_restarted_stores_every_sample_once() 
         .wait_for_rows("metrics", total, Duration::from_secs(90))
         .await;
     harness.wait_all_acked().await;
-    signal(&second, "TERM");
-    assert!(
-        wait_exit(&mut second, Duration::from_secs(20))
-            .await
-            .success()
-    );
+    second.signal("TERM");
+    assert!(second.wait_exit(Duration::from_secs(20)).await.success());
 }
 
 async fn publish_chunk(
@@ -63,21 +58,7 @@ async fn publish_chunk(
     subjects: &flick_shared::Subjects,
     chunk: &[flick_shared::wire::MetricSample],
 ) {
-    let mut acks = Vec::with_capacity(chunk.len());
-    for sample in chunk {
-        let message = flick_collector::outgoing(subjects, sample).expect("serialise");
-        let publish = async_nats::jetstream::message::PublishMessage::build()
-            .payload(message.payload)
-            .message_id(&message.message_id);
-        acks.push(
-            js.send_publish(message.subject, publish)
-                .await
-                .expect("publish"),
-        );
-    }
-    for ack in acks {
-        ack.await.expect("ack");
-    }
+    testkit::publish_samples(js, subjects, chunk, true).await;
 }
 
 #[tokio::test]
@@ -214,8 +195,8 @@ async fn sigterm_commits_the_batch_in_hand_and_exits_zero() {
         "nothing written before the stop"
     );
 
-    signal(&persister, "TERM");
-    let status = wait_exit(&mut persister, Duration::from_secs(20)).await;
+    persister.signal("TERM");
+    let status = persister.wait_exit(Duration::from_secs(20)).await;
     assert!(status.success(), "exit status {status}");
     assert_eq!(harness.count("metrics").await, 3_000);
     harness.wait_all_acked().await;

@@ -5,11 +5,13 @@
 
 mod database;
 mod nats_server;
+mod process;
 mod receive;
 
 pub use database::TestDb;
 pub use nats_server::NatsServer;
-pub use receive::{eventually, next_json, next_message, read_stream};
+pub use process::Process;
+pub use receive::{eventually, next_json, next_message, publish_samples, read_stream};
 
 use crate::Subjects;
 

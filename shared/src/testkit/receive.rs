@@ -83,3 +83,32 @@ pub async fn read_stream(js: &jetstream::Context, stream: &str) -> Vec<jetstream
     }
     out
 }
+
+/// Publishes samples through JetStream on their subjects, with their `Nats-Msg-Id` when
+/// `with_ids` (without, JetStream cannot drop repeats, as after the duplicate window); acks
+/// are awaited a thousand at a time.
+pub async fn publish_samples(
+    js: &jetstream::Context,
+    subjects: &crate::Subjects,
+    samples: &[crate::wire::MetricSample],
+    with_ids: bool,
+) {
+    for chunk in samples.chunks(1_000) {
+        let mut acks = Vec::with_capacity(chunk.len());
+        for sample in chunk {
+            let payload = serde_json::to_vec(sample).expect("serialise a sample");
+            let mut publish = jetstream::message::PublishMessage::build().payload(payload.into());
+            if with_ids {
+                publish = publish.message_id(sample.message_id());
+            }
+            acks.push(
+                js.send_publish(subjects.metrics(&sample.server_id), publish)
+                    .await
+                    .expect("publish a sample"),
+            );
+        }
+        for ack in acks {
+            ack.await.expect("JetStream acknowledges a sample");
+        }
+    }
+}

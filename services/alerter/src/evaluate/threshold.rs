@@ -144,7 +144,11 @@ mod tests {
         assert_eq!(run(&values, &T), (vec![], vec![]));
         let mut held = values;
         held.extend([81.0; 11]);
-        assert_eq!(run(&held, &T).0, vec![129], "81 from t=119 held past `for` fires once, at 129");
+        assert_eq!(
+            run(&held, &T).0,
+            vec![129],
+            "81 from t=119 held past `for` fires once, at 129"
+        );
     }
 
     #[test]

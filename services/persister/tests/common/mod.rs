@@ -75,26 +75,7 @@ impl Harness {
     /// As [`Harness::publish`]; without ids JetStream cannot drop repeats, as after the
     /// duplicate window.
     pub async fn publish_with_ids(&self, samples: &[MetricSample], with_ids: bool) {
-        for chunk in samples.chunks(1_000) {
-            let mut acks = Vec::with_capacity(chunk.len());
-            for sample in chunk {
-                let message = flick_collector::outgoing(&self.subjects, sample).expect("serialise");
-                let mut publish =
-                    jetstream::message::PublishMessage::build().payload(message.payload);
-                if with_ids {
-                    publish = publish.message_id(&message.message_id);
-                }
-                acks.push(
-                    self.js
-                        .send_publish(message.subject, publish)
-                        .await
-                        .expect("publish"),
-                );
-            }
-            for ack in acks {
-                ack.await.expect("JetStream acknowledges");
-            }
-        }
+        testkit::publish_samples(&self.js, &self.subjects, samples, with_ids).await;
     }
 
     /// Publishes raw bytes on a subject through JetStream.
@@ -204,33 +185,33 @@ pub fn samples_ending(servers: usize, per_server: usize, end: DateTime<Utc>) -> 
 impl Harness {
     /// The real `flick-persister` binary as a child process on this harness's prefix and
     /// database, with `env` on top of quick test settings.
-    pub fn spawn_process(&self, env: &[(&str, &str)]) -> std::process::Child {
-        std::process::Command::new(env!("CARGO_BIN_EXE_flick-persister"))
-            .env("NATS_URL", testkit::nats_url())
-            .env("FLICK_NATS__PREFIX", self.subjects.prefix())
-            .env("DATABASE_URL", self.db.url())
-            .env("FLICK_PERSISTER__OPS_LISTEN", "")
-            .env(
-                "FLICK_STREAMS__METRICS_MAX_BYTES",
-                testkit::stream_settings().metrics_max_bytes.to_string(),
-            )
-            .env(
-                "FLICK_STREAMS__ALERTS_MAX_BYTES",
-                testkit::stream_settings().alerts_max_bytes.to_string(),
-            )
-            .env(
-                "FLICK_STREAMS__LOGS_MAX_BYTES",
-                testkit::stream_settings().logs_max_bytes.to_string(),
-            )
-            .env("FLICK_PERSISTER__BATCH_SIZE", "500")
-            .env("FLICK_PERSISTER__FLUSH_INTERVAL_MS", "200")
-            .env(
-                "RUST_LOG",
-                std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
-            )
-            .envs(env.iter().copied())
-            .spawn()
-            .expect("start flick-persister")
+    pub fn spawn_process(&self, env: &[(&str, &str)]) -> testkit::Process {
+        testkit::Process::spawn(
+            std::process::Command::new(env!("CARGO_BIN_EXE_flick-persister"))
+                .env("NATS_URL", testkit::nats_url())
+                .env("FLICK_NATS__PREFIX", self.subjects.prefix())
+                .env("DATABASE_URL", self.db.url())
+                .env("FLICK_PERSISTER__OPS_LISTEN", "")
+                .env(
+                    "FLICK_STREAMS__METRICS_MAX_BYTES",
+                    testkit::stream_settings().metrics_max_bytes.to_string(),
+                )
+                .env(
+                    "FLICK_STREAMS__ALERTS_MAX_BYTES",
+                    testkit::stream_settings().alerts_max_bytes.to_string(),
+                )
+                .env(
+                    "FLICK_STREAMS__LOGS_MAX_BYTES",
+                    testkit::stream_settings().logs_max_bytes.to_string(),
+                )
+                .env("FLICK_PERSISTER__BATCH_SIZE", "500")
+                .env("FLICK_PERSISTER__FLUSH_INTERVAL_MS", "200")
+                .env(
+                    "RUST_LOG",
+                    std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
+                )
+                .envs(env.iter().copied()),
+        )
     }
 
     /// The persister's durable consumer on the metrics stream.
@@ -246,25 +227,4 @@ impl Harness {
         })
         .await
     }
-}
-
-/// Sends `signal` (`KILL`, `TERM`) to a child process.
-pub fn signal(child: &std::process::Child, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([format!("-{signal}"), child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} failed");
-}
-
-/// Waits for a child to exit, at most `within`.
-pub async fn wait_exit(
-    child: &mut std::process::Child,
-    within: Duration,
-) -> std::process::ExitStatus {
-    eventually("the process to exit", within, || {
-        let status = child.try_wait().expect("try_wait");
-        async move { status }
-    })
-    .await
 }

@@ -1,0 +1,188 @@
+//! Restarts and failover: the state of firing alerts survives, and every transition is published
+//! exactly once.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{Harness, cpu, minutes_ago, names, series};
+use flick_alerter::evaluate::Evaluator;
+use flick_shared::wire::{AlertEvent, MetricSample};
+
+async fn leader_pid(harness: &Harness) -> u32 {
+    let leader: String = sqlx::query_scalar("SELECT leader FROM alerter_progress")
+        .fetch_one(&harness.db.pool)
+        .await
+        .expect("progress row");
+    leader
+        .rsplit(':')
+        .next()
+        .and_then(|pid| pid.parse().ok())
+        .expect("host:pid")
+}
+
+#[tokio::test]
+async fn an_alerter_killed_while_an_alert_fires_neither_refires_nor_forgets_to_resolve() {
+    let harness = Harness::new().await;
+    let mut first = harness.spawn_process();
+    harness.wait_for_leader(0).await;
+    let start = minutes_ago(5);
+    harness.publish(&series("web-1", start, &[85.0; 10])).await;
+    let events = harness.wait_for_events(1, Duration::from_secs(20)).await;
+    assert_eq!(names(&events), ["cpu warning firing"]);
+
+    first.kill();
+    let mut second = harness.spawn_process();
+    harness.wait_for_leader(1).await;
+    // Still above the threshold: no second firing.
+    harness
+        .publish(&series(
+            "web-1",
+            start + chrono::Duration::seconds(10),
+            &[86.0; 10],
+        ))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        harness.stored_events().await.len(),
+        1,
+        "no second firing after the restart"
+    );
+    // Falls: the resolution still comes, for the same alert.
+    harness
+        .publish(&series(
+            "web-1",
+            start + chrono::Duration::seconds(20),
+            &[30.0; 3],
+        ))
+        .await;
+    let events = harness.wait_for_events(2, Duration::from_secs(20)).await;
+    assert_eq!(
+        names(&events),
+        ["cpu warning firing", "cpu warning resolved"]
+    );
+    assert_eq!(events[0].alert_id, events[1].alert_id);
+    second.kill();
+}
+
+/// One transition as the test compares them (ids are random, times and values are not).
+fn key(event: &AlertEvent) -> (String, String, String, String, i64) {
+    (
+        event.server_id.to_string(),
+        event.metric.clone(),
+        format!("{:?}", event.severity),
+        format!("{:?}", event.state),
+        event.at.timestamp_millis(),
+    )
+}
+
+#[tokio::test]
+async fn a_standby_takes_over_within_ten_seconds_and_every_transition_happens_exactly_once() {
+    let harness = Harness::new().await;
+    let mut a = harness.spawn_process();
+    let mut b = harness.spawn_process();
+    let first_epoch = harness.wait_for_leader(0).await;
+
+    // Five servers, live, each switching between 95 % and 40 % every 6 s, for 24 s.
+    let mut published: Vec<MetricSample> = Vec::new();
+    let started = Instant::now();
+    let mut killed_at = None;
+    for second in 0..24i64 {
+        let now = flick_collector::now_millis();
+        let batch: Vec<MetricSample> = (0..5)
+            .map(|i| {
+                let value = if ((second + 2 * i) / 6) % 2 == 0 {
+                    95.0
+                } else {
+                    40.0
+                };
+                cpu(&format!("srv-{i}"), now, value)
+            })
+            .collect();
+        harness.publish(&batch).await;
+        published.extend(batch);
+        if second == 8 {
+            let leader = leader_pid(&harness).await;
+            let victim = if a.id() == leader { &mut a } else { &mut b };
+            victim.kill();
+            killed_at = Some(Instant::now());
+        }
+        let next = started + Duration::from_secs(second as u64 + 1);
+        tokio::time::sleep(next.saturating_duration_since(Instant::now())).await;
+    }
+    let killed_at = killed_at.expect("killed the leader");
+
+    // The standby leads.
+    let epoch = harness.wait_for_leader(first_epoch).await;
+    assert!(epoch > first_epoch);
+    assert!(killed_at.elapsed() < Duration::from_secs(60));
+
+    // What a single, uninterrupted evaluator decides from the same samples.
+    let mut reference = Evaluator::default();
+    let rules = harness.config().alerter.default_rules();
+    let mut expected = Vec::new();
+    for sample in &published {
+        reference.observe(sample, &rules, &mut expected);
+    }
+    assert!(
+        expected.len() >= 20,
+        "the scenario produces transitions: {}",
+        expected.len()
+    );
+
+    let stored = harness
+        .wait_for_events(expected.len(), Duration::from_secs(30))
+        .await;
+    let mut counts: HashMap<_, i32> = HashMap::new();
+    for event in &stored {
+        *counts.entry(key(event)).or_default() += 1;
+    }
+    let duplicates: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        duplicates.is_empty(),
+        "transitions published twice: {duplicates:?}"
+    );
+    let mut got: Vec<_> = stored.iter().map(key).collect();
+    let mut want: Vec<_> = expected.iter().map(key).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "every transition exactly once, none invented");
+    a.kill();
+    b.kill();
+}
+
+#[tokio::test]
+async fn takeover_happens_within_ten_seconds_of_the_leader_dying() {
+    let harness = Harness::new().await;
+    let mut a = harness.spawn_process();
+    let mut b = harness.spawn_process();
+    let first_epoch = harness.wait_for_leader(0).await;
+    let leader = leader_pid(&harness).await;
+    let (victim, survivor) = if a.id() == leader {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    let survivor_pid = survivor.id();
+    victim.kill();
+    let died = Instant::now();
+    harness.wait_for_leader(first_epoch).await;
+    let took = died.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "standby took {took:?} to take over"
+    );
+    assert_eq!(leader_pid(&harness).await, survivor_pid);
+    // And it evaluates: a rising CPU fires.
+    harness
+        .publish(&series("web-9", minutes_ago(1), &[97.0; 5]))
+        .await;
+    let events = harness.wait_for_events(2, Duration::from_secs(20)).await;
+    assert_eq!(
+        names(&events),
+        ["cpu warning firing", "cpu critical firing"]
+    );
+    a.kill();
+    b.kill();
+}
