@@ -44,7 +44,8 @@ CREATE TABLE alert_outbox (
 -- a replica that lost its lease can no longer commit.
 CREATE TABLE alerter_progress (
     stream     text PRIMARY KEY,
-    sequence   bigint NOT NULL DEFAULT 0,
+    -- NULL until the first leader records where it started.
+    sequence   bigint,
     epoch      bigint NOT NULL DEFAULT 0,
     leader     text,
     updated_at timestamptz NOT NULL DEFAULT now()

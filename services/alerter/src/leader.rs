@@ -48,6 +48,8 @@ struct Term {
     /// Everything up to this stream sequence is committed or about to be.
     sequence: u64,
     committed_sequence: u64,
+    /// No leader ever ran: start at the end of the stream, not at its beginning.
+    first_ever: bool,
     last_commit: Instant,
     rules: RuleSet,
     evaluator: Evaluator,
@@ -71,7 +73,7 @@ pub async fn lead(
         .context("begin a leadership term")?;
     let span = tracing::info_span!("leader", epoch);
     let result = async {
-        tracing::info!(resume_after = sequence, "Leading: evaluating alerts");
+        tracing::info!(resume_after = ?sequence, "Leading: evaluating alerts");
         metrics::gauge!("flick_alerter_leader").set(1.0);
         let (to_publisher, from_leader) = mpsc::unbounded_channel();
         let publisher = tokio::spawn(crate::publish::run(
@@ -95,7 +97,7 @@ pub async fn lead(
 async fn start_term(
     ctx: &Context,
     epoch: i64,
-    sequence: u64,
+    sequence: Option<u64>,
     to_publisher: mpsc::UnboundedSender<Vec<Outgoing>>,
 ) -> anyhow::Result<Term> {
     let rules = ctx
@@ -119,8 +121,9 @@ async fn start_term(
     reload_channels(ctx).await;
     Ok(Term {
         epoch,
-        sequence,
-        committed_sequence: sequence,
+        sequence: sequence.unwrap_or(0),
+        committed_sequence: sequence.unwrap_or(0),
+        first_ever: sequence.is_none(),
         last_commit: Instant::now(),
         rules,
         evaluator,
@@ -136,6 +139,25 @@ async fn run_term(
     lease: &mut Lease,
     stop: &CancellationToken,
 ) -> anyhow::Result<TermEnd> {
+    if term.first_ever {
+        // The very first term: history from before is not evaluated, but everything from now
+        // on is, even if this leader stops before its first sample.
+        let name = ctx.subjects.stream_name(StreamKind::Metrics);
+        let mut stream = ctx
+            .js
+            .get_stream(&name)
+            .await
+            .with_context(|| format!("stream {name}"))?;
+        term.sequence = stream
+            .info()
+            .await
+            .with_context(|| format!("stream {name}"))?
+            .state
+            .last_sequence;
+        if let Some(end) = commit(ctx, term, Vec::new(), stop, true).await? {
+            return Ok(end);
+        }
+    }
     let consumer = recreate_consumer(ctx, term.sequence).await?;
     let mut messages = consumer
         .stream()
@@ -217,8 +239,8 @@ async fn run_term(
     }
 }
 
-/// The durable consumer `alerter`, recreated to start right after `sequence` (or at new
-/// messages on a first start), so the leader sees exactly what was not committed, in order.
+/// The durable consumer `alerter`, recreated to start right after `sequence`, so the leader
+/// sees exactly what was not committed, in order.
 async fn recreate_consumer(ctx: &Context, sequence: u64) -> anyhow::Result<PullConsumer> {
     use jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
     let name = ctx.subjects.stream_name(StreamKind::Metrics);
@@ -228,12 +250,8 @@ async fn recreate_consumer(ctx: &Context, sequence: u64) -> anyhow::Result<PullC
         .await
         .with_context(|| format!("stream {name}"))?;
     let _ = stream.delete_consumer(ALERTER_CONSUMER).await;
-    let deliver_policy = if sequence == 0 {
-        DeliverPolicy::New
-    } else {
-        DeliverPolicy::ByStartSequence {
-            start_sequence: sequence + 1,
-        }
+    let deliver_policy = DeliverPolicy::ByStartSequence {
+        start_sequence: sequence + 1,
     };
     stream
         .create_consumer(pull::Config {

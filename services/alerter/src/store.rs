@@ -88,8 +88,9 @@ impl Store {
 
     /// Starts a leadership term: bumps the fencing epoch and returns it with the stream sequence
     /// up to which everything is committed.
-    pub async fn begin_term(&self, leader: &str) -> Result<(i64, u64), sqlx::Error> {
-        let (epoch, sequence): (i64, i64) = sqlx::query_as(
+    /// `None` as the sequence: no leader ever ran for this stream.
+    pub async fn begin_term(&self, leader: &str) -> Result<(i64, Option<u64>), sqlx::Error> {
+        let (epoch, sequence): (i64, Option<i64>) = sqlx::query_as(
             "INSERT INTO alerter_progress (stream, epoch, leader) VALUES ($1, 1, $2)
              ON CONFLICT (stream) DO UPDATE
                 SET epoch = alerter_progress.epoch + 1, leader = EXCLUDED.leader, updated_at = now()
@@ -99,7 +100,7 @@ impl Store {
         .bind(leader)
         .fetch_one(&self.pool)
         .await?;
-        Ok((epoch, u64::try_from(sequence).unwrap_or(0)))
+        Ok((epoch, sequence.map(|s| u64::try_from(s).unwrap_or(0))))
     }
 
     /// Every pending or firing threshold.
@@ -199,7 +200,7 @@ impl Store {
     ) -> Result<(), CommitError> {
         let mut tx = self.pool.begin().await?;
         let fenced = sqlx::query(
-            "UPDATE alerter_progress SET sequence = GREATEST(sequence, $3), updated_at = now()
+            "UPDATE alerter_progress SET sequence = GREATEST(COALESCE(sequence, 0), $3), updated_at = now()
              WHERE stream = $1 AND epoch = $2",
         )
         .bind(&self.stream)
