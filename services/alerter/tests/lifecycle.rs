@@ -11,9 +11,10 @@ use flick_shared::testkit::{self, eventually};
 #[tokio::test]
 async fn starts_creates_its_streams_and_stops_cleanly() {
     let subjects = testkit::unique_subjects();
+    let db = testkit::TestDb::empty().await;
     let config = Config {
         nats: testkit::nats_settings(subjects.prefix()),
-        database: testkit::database_settings(),
+        database: db.settings(),
         streams: testkit::stream_settings(),
         ..Config::default()
     };

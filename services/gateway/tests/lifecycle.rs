@@ -12,9 +12,10 @@ use flick_shared::testkit;
 #[tokio::test]
 async fn starts_answers_healthz_and_stops_cleanly() {
     let subjects = testkit::unique_subjects();
+    let db = testkit::TestDb::empty().await;
     let config = Config {
         nats: testkit::nats_settings(subjects.prefix()),
-        database: testkit::database_settings(),
+        database: db.settings(),
         streams: testkit::stream_settings(),
         ..Config::default()
     };

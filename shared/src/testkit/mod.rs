@@ -77,14 +77,6 @@ pub fn nats_settings(prefix: &str) -> crate::config::NatsSettings {
     }
 }
 
-/// Database settings for the local test PostgreSQL.
-pub fn database_settings() -> crate::config::DatabaseSettings {
-    crate::config::DatabaseSettings {
-        url: database_url().as_str().into(),
-        ..Default::default()
-    }
-}
-
 /// A subject prefix no other test uses, such as `t3f9a0c2d4e1b`.
 pub fn unique_prefix() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
