@@ -5,6 +5,7 @@
 //! Keeping these in one crate is what lets the services be deployed, scaled and restarted
 //! independently while still speaking one versioned public interface.
 
+pub mod alert_defaults;
 pub mod backoff;
 pub mod config;
 pub mod crypto;

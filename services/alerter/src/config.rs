@@ -10,6 +10,8 @@ use flick_shared::config::{
     StreamSettings, Validate, check,
 };
 
+use flick_shared::alert_defaults as defaults;
+
 use crate::rules::{Metric, Rule, RuleSet};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -60,15 +62,15 @@ pub struct AlerterSettings {
 impl Default for AlerterSettings {
     fn default() -> Self {
         Self {
-            cpu_warning: 80.0,
-            cpu_critical: 90.0,
-            memory_warning: 80.0,
-            memory_critical: 90.0,
-            disk_warning: 85.0,
-            disk_critical: 95.0,
-            for_secs: 10,
-            margin: 5.0,
-            offline_timeout_secs: 30,
+            cpu_warning: defaults::CPU.0,
+            cpu_critical: defaults::CPU.1,
+            memory_warning: defaults::MEMORY.0,
+            memory_critical: defaults::MEMORY.1,
+            disk_warning: defaults::DISK.0,
+            disk_critical: defaults::DISK.1,
+            for_secs: defaults::FOR_SECS,
+            margin: defaults::MARGIN,
+            offline_timeout_secs: defaults::OFFLINE_TIMEOUT_SECS,
             offline_after_stop_secs: 600,
             reload_interval_ms: 2_000,
             lease_poll_ms: 1_000,

@@ -23,7 +23,7 @@ async fn healthz_readyz_and_metrics_report_evaluations_and_leadership() {
     harness.wait_for_events(2, Duration::from_secs(20)).await;
 
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = flick_shared::testkit::http();
     assert_eq!(
         http.get(format!("{base}/healthz"))
             .send()

@@ -1,9 +1,13 @@
-//! The gateway's configuration: `[nats]`, `[streams]`, `[database]`, `[log]`, `[gateway]`.
+//! The gateway's configuration: `[nats]`, `[streams]`, `[database]`, `[log]`, `[encryption]`,
+//! `[gateway]`, and the alert defaults of `[alerter]` (shown beside per-server overrides).
 
 use serde::Deserialize;
 
+use flick_shared::Secret;
+use flick_shared::alert_defaults as defaults;
 use flick_shared::config::{
-    ConfigError, DatabaseSettings, LogSettings, NatsSettings, StreamSettings, Validate, check,
+    ConfigError, DatabaseSettings, EncryptionSettings, LogSettings, NatsSettings, StreamSettings,
+    Validate, check,
 };
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -13,7 +17,10 @@ pub struct Config {
     pub streams: StreamSettings,
     pub database: DatabaseSettings,
     pub log: LogSettings,
+    pub encryption: EncryptionSettings,
     pub gateway: GatewaySettings,
+    /// Read from the alerter's section; other keys of that section are the alerter's business.
+    pub alerter: AlertDefaults,
 }
 
 /// `[gateway]`
@@ -24,6 +31,30 @@ pub struct GatewaySettings {
     pub host: String,
     /// Port to listen on (0 picks a free one). `PORT` sets it too.
     pub port: u16,
+    /// HS256 signing key of access tokens, at least 32 bytes. `JWT_SECRET` sets it too.
+    pub jwt_secret: Option<Secret>,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_days: u64,
+    /// Whether anyone may register after the first account (which becomes admin).
+    pub registration_open: bool,
+    /// Origins allowed by CORS and on WebSocket upgrades (`https://dash.example.com`); none by default.
+    pub cors_origins: Vec<String>,
+    /// Login and register attempts per client IP: a burst of this many …
+    pub auth_burst: u32,
+    /// … then one more every this many seconds.
+    pub auth_refill_secs: u64,
+    /// Requests per authenticated user: a burst of this many …
+    pub user_burst: u32,
+    /// … refilled at this many per second.
+    pub user_per_second: u32,
+    /// Take the client IP from `X-Forwarded-For` (only behind a trusted reverse proxy).
+    pub trust_forwarded_for: bool,
+    pub body_limit_bytes: usize,
+    pub request_timeout_ms: u64,
+    /// A server with no sample for this long is shown offline.
+    pub offline_after_secs: u64,
+    /// The longest history range one request may ask for.
+    pub history_max_days: u32,
 }
 
 impl Default for GatewaySettings {
@@ -31,6 +62,20 @@ impl Default for GatewaySettings {
         Self {
             host: "127.0.0.1".to_owned(),
             port: 8080,
+            jwt_secret: None,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_days: 30,
+            registration_open: true,
+            cors_origins: Vec::new(),
+            auth_burst: 5,
+            auth_refill_secs: 12,
+            user_burst: 120,
+            user_per_second: 20,
+            trust_forwarded_for: false,
+            body_limit_bytes: 64 * 1024,
+            request_timeout_ms: 10_000,
+            offline_after_secs: 30,
+            history_max_days: 30,
         }
     }
 }
@@ -44,6 +89,40 @@ impl GatewaySettings {
     }
 }
 
+/// The default thresholds the alerter applies where `alert_rules` has no row.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AlertDefaults {
+    pub cpu_warning: f64,
+    pub cpu_critical: f64,
+    pub memory_warning: f64,
+    pub memory_critical: f64,
+    pub disk_warning: f64,
+    pub disk_critical: f64,
+    pub for_secs: u32,
+    pub margin: f64,
+    pub offline_timeout_secs: u32,
+}
+
+impl Default for AlertDefaults {
+    fn default() -> Self {
+        Self {
+            cpu_warning: defaults::CPU.0,
+            cpu_critical: defaults::CPU.1,
+            memory_warning: defaults::MEMORY.0,
+            memory_critical: defaults::MEMORY.1,
+            disk_warning: defaults::DISK.0,
+            disk_critical: defaults::DISK.1,
+            for_secs: defaults::FOR_SECS,
+            margin: defaults::MARGIN,
+            offline_timeout_secs: defaults::OFFLINE_TIMEOUT_SECS,
+        }
+    }
+}
+
+/// The shortest signing key accepted for HS256 (the hash's output size).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
 impl flick_shared::service::ServiceConfig for Config {
     fn log(&self) -> &LogSettings {
         &self.log
@@ -56,10 +135,64 @@ impl Validate for Config {
         self.streams.validate()?;
         self.database.validate()?;
         self.log.validate()?;
+        self.encryption.validate()?;
+        let g = &self.gateway;
+        check("gateway.host", g.listen_address().is_some(), || {
+            format!("{:?} is not an IP address to listen on", g.host)
+        })?;
+        match &g.jwt_secret {
+            None => {
+                return Err(ConfigError::new(
+                    "gateway.jwt_secret",
+                    "is required (set JWT_SECRET to at least 32 random bytes)",
+                ));
+            }
+            Some(secret) => check(
+                "gateway.jwt_secret",
+                secret.expose().len() >= MIN_JWT_SECRET_BYTES,
+                || {
+                    format!(
+                        "is {} bytes; at least {MIN_JWT_SECRET_BYTES} are required",
+                        secret.expose().len()
+                    )
+                },
+            )?,
+        }
+        check("encryption.key", self.encryption.key.is_some(), || {
+            "is required by the gateway (set ENCRYPTION_KEY to 32 bytes, hex or base64)".into()
+        })?;
         check(
-            "gateway.host",
-            self.gateway.listen_address().is_some(),
-            || format!("{:?} is not an IP address to listen on", self.gateway.host),
-        )
+            "gateway.access_token_ttl_secs",
+            (60..=86_400).contains(&g.access_token_ttl_secs),
+            || format!("{} is not in 60..=86400", g.access_token_ttl_secs),
+        )?;
+        check(
+            "gateway.refresh_token_ttl_days",
+            (1..=365).contains(&g.refresh_token_ttl_days),
+            || format!("{} is not in 1..=365", g.refresh_token_ttl_days),
+        )?;
+        check("gateway.auth_burst", g.auth_burst >= 1, || {
+            "must be at least 1".into()
+        })?;
+        check(
+            "gateway.user_burst",
+            g.user_burst >= 1 && g.user_per_second >= 1,
+            || "gateway.user_burst and gateway.user_per_second must be at least 1".into(),
+        )?;
+        for origin in &g.cors_origins {
+            check(
+                "gateway.cors_origins",
+                origin.starts_with("http://") || origin.starts_with("https://"),
+                || format!("{origin:?} is not an origin such as https://dash.example.com"),
+            )?;
+        }
+        check(
+            "gateway.body_limit_bytes",
+            g.body_limit_bytes >= 1024,
+            || "must be at least 1024".into(),
+        )?;
+        check("gateway.history_max_days", g.history_max_days >= 1, || {
+            "must be at least 1".into()
+        })
     }
 }

@@ -17,7 +17,7 @@ async fn healthz_readyz_and_metrics_answer() {
     config.persister.ops_listen = format!("127.0.0.1:{port}");
     let persister = harness.start(config);
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = flick_shared::testkit::http();
 
     let health = flick_shared::testkit::eventually("/healthz", Duration::from_secs(20), || {
         let http = http.clone();

@@ -88,6 +88,12 @@ pub fn unique_subjects() -> Subjects {
     Subjects::new(unique_prefix()).expect("generated prefixes are valid")
 }
 
+/// An HTTP client for tests (rustls with the ring provider, as the services use).
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// Installs a test log subscriber when `TEST_LOG` is set (off by default: quiet test output).
 pub fn init_test_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
