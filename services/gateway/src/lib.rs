@@ -1,21 +1,68 @@
-//! FLick's gateway: the REST API, the live WebSocket and the dashboard.
-//!
-//! This first version connects to NATS and PostgreSQL, answers `/healthz`, and stops cleanly;
-//! the API comes with the gateway's own issues.
+//! FLick's gateway: the REST API (JWT auth, servers, metric history, alerts, logs), the live
+//! WebSocket, and the operations endpoints, on one port.
 
+pub mod api;
+mod audit;
+pub mod auth;
 pub mod config;
+pub mod error;
+mod http;
+mod limits;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::Context as _;
+use async_nats::jetstream;
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
 
 use flick_shared::shutdown::CancellationToken;
 use flick_shared::streams::ensure_streams;
 use flick_shared::subjects::StreamKind;
-use flick_shared::{db, nats};
+use flick_shared::{db, nats, ops};
 
 pub use config::Config;
+use state::AppState;
+
+/// The NATS role and service name.
+pub const SERVICE: &str = "gateway";
+
+static OPENAPI: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+
+/// The OpenAPI document of every route the gateway serves.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    OPENAPI.get_or_init(|| api::routes().1).clone()
+}
+
+/// The application: every route with its layers (tests drive it directly).
+pub fn app(state: AppState) -> Router {
+    let (routes, document) = api::routes();
+    let _ = OPENAPI.set(document);
+    let settings = state.settings.clone();
+    let mut app = routes
+        .fallback(http::not_found)
+        .method_not_allowed_fallback(http::method_not_allowed)
+        .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
+        .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
+        .layer(middleware::from_fn_with_state(
+            Duration::from_millis(settings.request_timeout_ms),
+            http::time_limit,
+        ))
+        .layer(middleware::from_fn(http::record_metrics))
+        .with_state(state);
+    if let Some(cors) = http::cors(&settings) {
+        app = app.layer(cors);
+    }
+    app.layer(middleware::from_fn(http::security_headers))
+        .layer(TraceLayer::new_for_http())
+}
 
 /// Binds the configured address, then serves until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -29,29 +76,77 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     serve(config, listener, shutdown).await
 }
 
+/// Connects to NATS and PostgreSQL and builds the shared state.
+pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
+    let secret = config
+        .gateway
+        .jwt_secret
+        .as_ref()
+        .filter(|s| s.expose().len() >= config::MIN_JWT_SECRET_BYTES)
+        .context("gateway.jwt_secret (JWT_SECRET) must be at least 32 bytes")?;
+    let keys = config
+        .encryption
+        .key_ring()?
+        .context("encryption.key (ENCRYPTION_KEY) is required by the gateway")?;
+    let client = nats::connect(&config.nats, SERVICE).await?;
+    let js = jetstream::ContextBuilder::new()
+        .timeout(Duration::from_millis(config.nats.request_timeout_ms))
+        .build(client.clone());
+    let subjects = config.nats.subjects();
+    ensure_streams(&js, &subjects, &config.streams, &[StreamKind::Logs]).await?;
+    let pool = db::connect_and_migrate(&config.database, "flick-gateway").await?;
+    let timescale = db::has_timescaledb(&pool)
+        .await
+        .context("detect TimescaleDB")?;
+    ops::prometheus();
+    Ok(AppState {
+        pool,
+        nats: client,
+        js,
+        subjects,
+        jwt: Arc::new(auth::tokens::JwtKeys::new(
+            secret.expose().as_bytes(),
+            config.gateway.access_token_ttl_secs,
+        )),
+        keys: Arc::new(keys),
+        settings: Arc::new(config.gateway.clone()),
+        defaults: Arc::new(config.alerter.clone()),
+        limits: Arc::new(limits::Limits::new(&config.gateway)),
+        timescale,
+    })
+}
+
 /// Serves on an already bound listener (tests bind port 0 and read the port back).
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let client = nats::connect(&config.nats, "gateway").await?;
-    let js = async_nats::jetstream::new(client.clone());
-    ensure_streams(
-        &js,
-        &config.nats.subjects(),
-        &config.streams,
-        &[StreamKind::Logs],
-    )
-    .await?;
-    let pool = db::connect(&config.database, "flick-gateway").await?;
-
-    let app = Router::new().route("/healthz", get(|| async { "ok" }));
+    let state = connect(&config).await?;
+    let sweeper = tokio::spawn({
+        let limits = state.limits.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            while !shutdown.is_cancelled() {
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    _ = every.tick() => limits.sweep(),
+                }
+            }
+        }
+    });
+    let pool = state.pool.clone();
+    let client = state.nats.clone();
     tracing::info!(address = %listener.local_addr()?, "Gateway listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .context("serve HTTP")?;
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await
+    .context("serve HTTP")?;
+    sweeper.abort();
     pool.close().await;
     client.drain().await.context("drain the NATS connection")?;
     tracing::info!("Gateway stopped");

@@ -13,12 +13,15 @@ use flick_shared::testkit;
 async fn starts_answers_healthz_and_stops_cleanly() {
     let subjects = testkit::unique_subjects();
     let db = testkit::TestDb::empty().await;
-    let config = Config {
+    let mut config = Config {
         nats: testkit::nats_settings(subjects.prefix()),
         database: db.settings(),
         streams: testkit::stream_settings(),
         ..Config::default()
     };
+    config.gateway.jwt_secret = Some("a-signing-key-of-at-least-thirty-two-bytes".into());
+    config.encryption.key =
+        Some("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff".into());
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let stop = CancellationToken::new();

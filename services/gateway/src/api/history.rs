@@ -1,0 +1,285 @@
+//! `/servers/{id}/metrics`: a server's history, bucketed.
+//!
+//! Each point is the average, minimum and maximum of the headline figures over one bucket.
+//! With TimescaleDB, buckets of a minute or more are read from the `metrics_1m` aggregate and
+//! buckets of an hour or more from `metrics_1h` (sums and counts, so the means are exact); on
+//! plain PostgreSQL, from the raw rows with `date_bin`.
+
+use axum::extract::{Path, Query, State};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::access::visible_server;
+use crate::auth::CurrentUser;
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(history))
+}
+
+/// About this many points per answer when no bucket is given.
+pub const TARGET_POINTS: i64 = 1_000;
+/// Never more than this many points in one answer.
+pub const MAX_POINTS: i64 = 10_000;
+/// Bucket sizes picked by default (seconds): round numbers on a clock.
+const NICE_BUCKETS: [i64; 17] = [
+    1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200, 86_400,
+];
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Start, RFC 3339 (default: one hour before `to`).
+    pub from: Option<String>,
+    /// End, RFC 3339 (default: now).
+    pub to: Option<String>,
+    /// Bucket size: seconds (`300`) or with a unit (`30s`, `5m`, `1h`, `1d`). Default: a round
+    /// size giving at most ~1,000 points.
+    pub bucket: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stat {
+    pub avg: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Point {
+    /// Start of the bucket.
+    pub t: DateTime<Utc>,
+    pub samples: i64,
+    pub cpu: Stat,
+    pub memory: Stat,
+    pub disk: Stat,
+    /// Bytes per second, received plus transmitted.
+    pub network: Stat,
+    pub network_rx: Option<f64>,
+    pub network_tx: Option<f64>,
+    pub load1: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct History {
+    pub server_id: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub bucket_secs: i64,
+    /// Where the points came from: `raw`, `minute` (metrics_1m) or `hour` (metrics_1h).
+    pub source: &'static str,
+    pub points: Vec<Point>,
+}
+
+fn parse_time(name: &str, value: &str) -> ApiResult<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| ApiError::unprocessable(format!("{name} {value:?} is not an RFC 3339 time")))
+}
+
+/// `300`, `30s`, `5m`, `1h`, `1d` → seconds.
+pub fn parse_bucket(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: i64 = digits.parse().ok()?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(scale).filter(|secs| *secs > 0)
+}
+
+/// The smallest round bucket giving at most `TARGET_POINTS` over `range_secs`.
+pub fn default_bucket(range_secs: i64) -> i64 {
+    let wanted = (range_secs + TARGET_POINTS - 1) / TARGET_POINTS;
+    NICE_BUCKETS
+        .iter()
+        .copied()
+        .find(|b| *b >= wanted)
+        .unwrap_or_else(|| wanted.div_euclid(86_400).max(1) * 86_400)
+}
+
+/// The source serving `bucket_secs`: raw rows, or a TimescaleDB aggregate whose buckets divide it.
+pub fn source_for(bucket_secs: i64, timescale: bool) -> &'static str {
+    match (timescale, bucket_secs) {
+        (true, b) if b >= 3_600 && b % 3_600 == 0 => "hour",
+        (true, b) if b >= 60 && b % 60 == 0 => "minute",
+        _ => "raw",
+    }
+}
+
+const RAW: &str =
+    "SELECT date_bin($1::interval, ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS t, count(*),
+        avg(cpu)::float8, min(cpu)::float8, max(cpu)::float8,
+        avg(memory)::float8, min(memory)::float8, max(memory)::float8,
+        avg(disk)::float8, min(disk)::float8, max(disk)::float8,
+        avg(network)::float8, min(network)::float8, max(network)::float8,
+        avg(network_rx)::float8, avg(network_tx)::float8, avg(load1)::float8
+    FROM metrics WHERE server_id = $2 AND ts >= $3 AND ts < $4
+    GROUP BY 1 ORDER BY 1";
+
+const MINUTE: &str = "SELECT time_bucket($1::interval, bucket) AS t, sum(samples)::bigint,
+        (sum(cpu_sum) / sum(samples))::float8, min(cpu_min)::float8, max(cpu_max)::float8,
+        (sum(memory_sum) / sum(samples))::float8, min(memory_min)::float8, max(memory_max)::float8,
+        (sum(disk_sum) / sum(samples))::float8, min(disk_min)::float8, max(disk_max)::float8,
+        (sum(network_sum) / sum(samples))::float8, min(network_min)::float8, max(network_max)::float8,
+        (sum(network_rx_sum) / sum(samples))::float8, (sum(network_tx_sum) / sum(samples))::float8,
+        (sum(load1_sum) / sum(samples))::float8
+    FROM metrics_1m WHERE server_id = $2 AND bucket >= $3 AND bucket < $4
+    GROUP BY 1 ORDER BY 1";
+
+const HOUR: &str = "SELECT time_bucket($1::interval, bucket) AS t, sum(samples)::bigint,
+        (sum(cpu_sum) / sum(samples))::float8, min(cpu_min)::float8, max(cpu_max)::float8,
+        (sum(memory_sum) / sum(samples))::float8, min(memory_min)::float8, max(memory_max)::float8,
+        (sum(disk_sum) / sum(samples))::float8, min(disk_min)::float8, max(disk_max)::float8,
+        (sum(network_sum) / sum(samples))::float8, min(network_min)::float8, max(network_max)::float8,
+        (sum(network_rx_sum) / sum(samples))::float8, (sum(network_tx_sum) / sum(samples))::float8,
+        (sum(load1_sum) / sum(samples))::float8
+    FROM metrics_1h WHERE server_id = $2 AND bucket >= $3 AND bucket < $4
+    GROUP BY 1 ORDER BY 1";
+
+/// Time-bucketed averages, minima and maxima of a server's headline figures.
+#[utoipa::path(get, path = "/servers/{id}/metrics", tag = "metrics", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Server id"), HistoryQuery),
+    responses((status = 200, body = History), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "Unparseable times, from not before to, range beyond retention, too many points", body = ErrorBody)))]
+async fn history(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Query(query): Query<HistoryQuery>,
+) -> ApiResult<ApiJson<History>> {
+    let server = visible_server(&state, &user, &id).await?;
+    let to = query
+        .to
+        .as_deref()
+        .map(|t| parse_time("to", t))
+        .transpose()?
+        .unwrap_or_else(Utc::now);
+    let from = query
+        .from
+        .as_deref()
+        .map(|t| parse_time("from", t))
+        .transpose()?
+        .unwrap_or(to - chrono::Duration::hours(1));
+    if from >= to {
+        return Err(ApiError::unprocessable("from must be before to"));
+    }
+    let max_days = i64::from(state.settings.history_max_days);
+    if to - from > chrono::Duration::days(max_days) {
+        return Err(ApiError::unprocessable(format!(
+            "the range may span at most {max_days} days"
+        )));
+    }
+    let range = (to - from).num_seconds().max(1);
+    let bucket = match query.bucket.as_deref() {
+        Some(text) => parse_bucket(text).ok_or_else(|| {
+            ApiError::unprocessable(format!(
+                "bucket {text:?} is not a duration such as 60, 30s, 5m, 1h"
+            ))
+        })?,
+        None => default_bucket(range),
+    };
+    if range / bucket > MAX_POINTS {
+        return Err(ApiError::unprocessable(format!(
+            "bucket {bucket} s gives more than {MAX_POINTS} points over this range"
+        )));
+    }
+    let source = source_for(bucket, state.timescale);
+    let sql = match source {
+        "hour" => HOUR,
+        "minute" => MINUTE,
+        _ => RAW,
+    };
+    let rows = sqlx::query(sql)
+        .bind(format!("{bucket} seconds"))
+        .bind(&server.id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&state.pool)
+        .await?;
+    let points = rows
+        .iter()
+        .map(|row| {
+            use sqlx::Row;
+            let stat = |i: usize| Stat {
+                avg: row.get(i),
+                min: row.get(i + 1),
+                max: row.get(i + 2),
+            };
+            Point {
+                t: row.get(0),
+                samples: row.get(1),
+                cpu: stat(2),
+                memory: stat(5),
+                disk: stat(8),
+                network: stat(11),
+                network_rx: row.get(14),
+                network_tx: row.get(15),
+                load1: row.get(16),
+            }
+        })
+        .collect();
+    Ok(ApiJson(History {
+        server_id: server.id,
+        from,
+        to,
+        bucket_secs: bucket,
+        source,
+        points,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_bucket_gives_at_most_about_a_thousand_round_points() {
+        assert_eq!(default_bucket(3_600), 5, "1 h → 5 s (720 points)");
+        assert_eq!(default_bucket(86_400), 120, "24 h → 2 min (720 points)");
+        assert_eq!(default_bucket(7 * 86_400), 900, "7 d → 15 min (672 points)");
+        assert_eq!(
+            default_bucket(30 * 86_400),
+            3_600,
+            "30 d → 1 h (720 points)"
+        );
+        assert_eq!(default_bucket(60), 1);
+        for range in [60, 3_600, 86_400, 7 * 86_400, 30 * 86_400, 400 * 86_400] {
+            assert!(range / default_bucket(range) <= TARGET_POINTS, "{range}");
+        }
+    }
+
+    #[test]
+    fn buckets_parse_with_or_without_a_unit() {
+        assert_eq!(parse_bucket("300"), Some(300));
+        assert_eq!(parse_bucket("30s"), Some(30));
+        assert_eq!(parse_bucket("5m"), Some(300));
+        assert_eq!(parse_bucket("1h"), Some(3_600));
+        assert_eq!(parse_bucket("2d"), Some(172_800));
+        for bad in ["", "0", "-5", "5x", "m", "1.5h"] {
+            assert_eq!(parse_bucket(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn aggregates_serve_only_buckets_they_divide() {
+        assert_eq!(source_for(120, true), "minute");
+        assert_eq!(source_for(90, true), "raw");
+        assert_eq!(source_for(7_200, true), "hour");
+        assert_eq!(source_for(5_400, true), "minute");
+        assert_eq!(source_for(3_600, false), "raw");
+    }
+}

@@ -1,0 +1,66 @@
+//! The REST API under `/api/v1`, described by the OpenAPI document it serves at
+//! `/api/v1/openapi.json`. Every route is registered through `utoipa_axum`, so a route cannot
+//! exist without its description.
+
+mod access;
+mod alerts;
+pub mod auth;
+mod channels;
+pub mod history;
+mod logs;
+mod ops;
+mod page;
+pub mod servers;
+mod thresholds;
+
+use axum::Router;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+pub use access::visible_server;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "FLick API", description = "Servers, metric history, alerts and logs of a FLick installation."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Accounts and sessions"),
+        (name = "servers", description = "The fleet"),
+        (name = "metrics", description = "Metric history"),
+        (name = "alerts", description = "Alert rules, alerts, notification channels"),
+        (name = "logs", description = "Log entries"),
+        (name = "operations", description = "Health and metrics of the gateway itself"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The router of every documented route, and the OpenAPI document describing exactly them.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let api = OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(servers::router())
+        .merge(history::router())
+        .merge(thresholds::router())
+        .merge(alerts::router())
+        .merge(channels::router())
+        .merge(logs::router());
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", api)
+        .merge(ops::router())
+        .split_for_parts()
+}

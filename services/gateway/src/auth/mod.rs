@@ -1,0 +1,8 @@
+//! Accounts: password hashing, access and refresh tokens, and the extractor that turns a bearer
+//! token into the caller.
+
+pub mod password;
+pub mod tokens;
+mod user;
+
+pub use user::{CurrentUser, Role};
