@@ -48,17 +48,29 @@ impl Gateway {
         let subjects = testkit::unique_subjects();
         let mut config = config(&db, &subjects);
         tweak(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let address = listener.local_addr().expect("address");
         let stop = CancellationToken::new();
         let task = tokio::spawn(flick_gateway::serve(config, listener, stop.clone()));
         let http = testkit::http();
         let base = format!("http://{address}");
-        testkit::eventually("the gateway answering", std::time::Duration::from_secs(20), || {
-            let http = http.clone();
-            let url = format!("{base}/healthz");
-            async move { http.get(url).send().await.ok().filter(|r| r.status() == 200) }
-        })
+        testkit::eventually(
+            "the gateway answering",
+            std::time::Duration::from_secs(20),
+            || {
+                let http = http.clone();
+                let url = format!("{base}/healthz");
+                async move {
+                    http.get(url)
+                        .send()
+                        .await
+                        .ok()
+                        .filter(|r| r.status() == 200)
+                }
+            },
+        )
         .await;
         Self {
             db,
@@ -73,11 +85,20 @@ impl Gateway {
 
     pub async fn stop(self) {
         self.stop.cancel();
-        self.task.await.expect("join").expect("the gateway ran without error");
+        self.task
+            .await
+            .expect("join")
+            .expect("the gateway ran without error");
     }
 
     /// A request with an optional bearer token and JSON body; the status and JSON answer.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -88,7 +109,11 @@ impl Gateway {
         let response = request.send().await.expect("send");
         let status = response.status();
         let text = response.text().await.expect("body");
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, value)
     }
 
@@ -102,7 +127,13 @@ impl Gateway {
 
     /// Registers an account and returns its session.
     pub async fn register(&self, email: &str) -> Session {
-        let (status, body) = self.post("/api/v1/auth/register", None, json!({ "email": email, "password": PASSWORD })).await;
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({ "email": email, "password": PASSWORD }),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "register {email}: {body}");
         Session::from(body)
     }
@@ -126,8 +157,14 @@ pub struct Session {
 impl From<Value> for Session {
     fn from(body: Value) -> Self {
         Self {
-            access: body["accessToken"].as_str().expect("accessToken").to_owned(),
-            refresh: body["refreshToken"].as_str().expect("refreshToken").to_owned(),
+            access: body["accessToken"]
+                .as_str()
+                .expect("accessToken")
+                .to_owned(),
+            refresh: body["refreshToken"]
+                .as_str()
+                .expect("refreshToken")
+                .to_owned(),
             user_id: body["user"]["id"].as_str().expect("user id").to_owned(),
             role: body["user"]["role"].as_str().expect("role").to_owned(),
         }
