@@ -20,7 +20,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use tokio::net::TcpListener;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use flick_shared::shutdown::CancellationToken;
@@ -49,8 +48,9 @@ pub fn app(state: AppState) -> Router {
     let mut app = routes
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
+        // Bodies are only read through extractors, which this limit bounds (and `ApiJson` turns
+        // into a JSON 413).
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
-        .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
         .layer(middleware::from_fn_with_state(
             Duration::from_millis(settings.request_timeout_ms),
             http::time_limit,

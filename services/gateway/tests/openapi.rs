@@ -1,0 +1,103 @@
+//! The OpenAPI document lists exactly the routes the gateway serves, and each one answers.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use common::Gateway;
+
+/// Every route the gateway serves.
+const ROUTES: &[(&str, &str)] = &[
+    ("post", "/api/v1/auth/register"),
+    ("post", "/api/v1/auth/login"),
+    ("post", "/api/v1/auth/refresh"),
+    ("post", "/api/v1/auth/logout"),
+    ("get", "/api/v1/auth/me"),
+    ("get", "/api/v1/servers"),
+    ("post", "/api/v1/servers"),
+    ("get", "/api/v1/servers/{id}"),
+    ("patch", "/api/v1/servers/{id}"),
+    ("delete", "/api/v1/servers/{id}"),
+    ("get", "/api/v1/servers/{id}/credentials"),
+    ("put", "/api/v1/servers/{id}/owner"),
+    ("get", "/api/v1/servers/{id}/metrics"),
+    ("get", "/api/v1/servers/{id}/thresholds"),
+    ("put", "/api/v1/servers/{id}/thresholds"),
+    ("get", "/api/v1/alerts"),
+    ("post", "/api/v1/alerts/{id}/ack"),
+    ("get", "/api/v1/notification-channels"),
+    ("post", "/api/v1/notification-channels"),
+    ("delete", "/api/v1/notification-channels/{id}"),
+    ("get", "/api/v1/logs"),
+    ("post", "/api/v1/logs"),
+    ("get", "/api/v1/openapi.json"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+];
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_and_every_listed_route_answers() {
+    let gw = Gateway::start().await;
+    let admin = gw.register("admin@example.com").await;
+    let (status, document) = gw
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3."))
+    );
+
+    let mut documented = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                documented.insert((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    let served: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(
+        documented, served,
+        "documented routes differ from served routes"
+    );
+
+    // Each documented route is routed (a 404 may only be about the resource, never the route).
+    for (method, path) in &documented {
+        let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000");
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let (status, body) = gw
+            .call(
+                method.clone(),
+                &concrete,
+                Some(&admin.access),
+                Some(json!({})),
+            )
+            .await;
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        let unrouted =
+            status == StatusCode::NOT_FOUND && body["error"]["message"] == "route not found";
+        assert!(!unrouted, "{method} {path} is documented but not routed");
+    }
+    let (status, body) = gw.get("/api/v1/nothing-here", &admin.access).await;
+    assert_eq!(
+        (status, body["error"]["message"].clone()),
+        (StatusCode::NOT_FOUND, json!("route not found"))
+    );
+    let (status, body) = gw
+        .call(Method::PATCH, "/api/v1/auth/me", Some(&admin.access), None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (StatusCode::METHOD_NOT_ALLOWED, json!("bad_request"))
+    );
+    gw.stop().await;
+}
