@@ -96,6 +96,11 @@ fn router(ready: ReadinessCheck) -> Router {
 }
 
 async fn readyz(State(ready): State<ReadinessCheck>) -> impl IntoResponse {
+    readiness(&ready).await
+}
+
+/// The answer of `/readyz`: 200 "ready", or 503 with the reason (a check over 3 s fails).
+pub async fn readiness(ready: &ReadinessCheck) -> (StatusCode, String) {
     match tokio::time::timeout(Duration::from_secs(3), ready()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready\n".to_owned()),
         Ok(Err(reason)) => (

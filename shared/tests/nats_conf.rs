@@ -10,28 +10,20 @@ use tokio::sync::mpsc;
 use flick_shared::config::{NatsSettings, StreamSettings};
 use flick_shared::nats::inbox_prefix;
 use flick_shared::subjects::StreamKind;
-use flick_shared::testkit::{NatsServer, next_message};
-
-const PASSWORDS: [(&str, &str); 5] = [
-    ("FLICK_NATS_COLLECTOR_PASSWORD", "collector-secret"),
-    ("FLICK_NATS_PERSISTER_PASSWORD", "persister-secret"),
-    ("FLICK_NATS_ALERTER_PASSWORD", "alerter-secret"),
-    ("FLICK_NATS_GATEWAY_PASSWORD", "gateway-secret"),
-    ("FLICK_NATS_INTEGRATION_PASSWORD", "integration-secret"),
-];
+use flick_shared::testkit::{self, NatsServer, next_message};
 
 fn nats_conf() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../nats.conf")
 }
 
 fn start_server() -> NatsServer {
-    NatsServer::start_with_config(&nats_conf(), &PASSWORDS)
+    testkit::nats_conf_server()
 }
 
 /// A connection as `role` that reports the server's errors (permission violations) on a channel.
 async fn connect_as(server: &NatsServer, role: &str) -> (Client, mpsc::UnboundedReceiver<String>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let client = ConnectOptions::with_user_and_password(role.to_owned(), format!("{role}-secret"))
+    let client = ConnectOptions::with_user_and_password(role.to_owned(), format!("{role}-pw"))
         .custom_inbox_prefix(inbox_prefix(role))
         .event_callback(move |event| {
             let tx = tx.clone();
@@ -78,7 +70,7 @@ async fn the_collector_role_creates_its_stream_publishes_samples_and_reads_nothi
     let settings = NatsSettings {
         url: server.url(),
         user: Some("collector".into()),
-        password: Some("collector-secret".into()),
+        password: Some("collector-pw".into()),
         ..NatsSettings::default()
     };
     let client = flick_shared::nats::connect(&settings, "collector")
@@ -226,7 +218,7 @@ fn a_missing_password_stops_the_server_naming_the_variable() {
             .args(["-a", "127.0.0.1", "-p", "-1", "-m", "0", "-sd"])
             .arg(store.path())
             .envs(
-                PASSWORDS
+                testkit::NATS_CONF_PASSWORDS
                     .iter()
                     .copied()
                     .filter(|(name, _)| !name.contains("GATEWAY")),

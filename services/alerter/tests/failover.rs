@@ -189,15 +189,7 @@ async fn takeover_happens_within_ten_seconds_of_the_leader_dying() {
 
 #[tokio::test]
 async fn runs_with_the_alerter_user_of_nats_conf() {
-    let passwords = [
-        ("FLICK_NATS_COLLECTOR_PASSWORD", "c-pw"),
-        ("FLICK_NATS_PERSISTER_PASSWORD", "p-pw"),
-        ("FLICK_NATS_ALERTER_PASSWORD", "a-pw"),
-        ("FLICK_NATS_GATEWAY_PASSWORD", "g-pw"),
-        ("FLICK_NATS_INTEGRATION_PASSWORD", "i-pw"),
-    ];
-    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../nats.conf");
-    let nats = flick_shared::testkit::NatsServer::start_with_config(&conf, &passwords);
+    let nats = flick_shared::testkit::nats_conf_server();
     let db = flick_shared::testkit::TestDb::new().await;
     let mut config = flick_alerter::Config {
         database: db.settings(),
@@ -206,28 +198,19 @@ async fn runs_with_the_alerter_user_of_nats_conf() {
     };
     config.nats.url = nats.url();
     config.nats.user = Some("alerter".into());
-    config.nats.password = Some("a-pw".into());
+    config.nats.password = Some("alerter-pw".into());
     config.alerter.for_secs = 1;
     config.alerter.ops_listen = String::new();
     let stop = flick_shared::shutdown::CancellationToken::new();
     let alerter = tokio::spawn(flick_alerter::run(config, stop.clone()));
 
-    let watcher =
-        async_nats::ConnectOptions::with_user_and_password("integration".into(), "i-pw".into())
-            .connect(nats.url())
-            .await
-            .expect("connect as integration");
+    let watcher = flick_shared::testkit::connect_as(&nats, "integration").await;
     let mut alerts = watcher
         .subscribe("flick.alerts.*")
         .await
         .expect("subscribe");
     watcher.flush().await.expect("flush");
-    let collector =
-        async_nats::ConnectOptions::with_user_and_password("collector".into(), "c-pw".into())
-            .custom_inbox_prefix(flick_shared::nats::inbox_prefix("collector"))
-            .connect(nats.url())
-            .await
-            .expect("connect as collector");
+    let collector = flick_shared::testkit::connect_as(&nats, "collector").await;
     let js = async_nats::jetstream::new(collector);
     flick_shared::testkit::eventually("the alerter leading", Duration::from_secs(20), || async {
         let count: Option<i64> = sqlx::query_scalar("SELECT max(epoch) FROM alerter_progress")

@@ -9,10 +9,7 @@ use common::{Harness, minutes_ago, series};
 #[tokio::test]
 async fn healthz_readyz_and_metrics_report_evaluations_and_leadership() {
     let harness = Harness::new().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = flick_shared::testkit::free_port();
     let mut config = harness.config();
     config.alerter.ops_listen = format!("127.0.0.1:{port}");
     let alerter = harness.start(config);

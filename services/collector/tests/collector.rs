@@ -300,20 +300,8 @@ async fn an_outage_longer_than_the_buffer_drops_the_oldest_and_counts_them() {
 
 #[tokio::test]
 async fn runs_as_the_collector_user_of_nats_conf() {
-    let passwords = [
-        ("FLICK_NATS_COLLECTOR_PASSWORD", "c-pw"),
-        ("FLICK_NATS_PERSISTER_PASSWORD", "p-pw"),
-        ("FLICK_NATS_ALERTER_PASSWORD", "a-pw"),
-        ("FLICK_NATS_GATEWAY_PASSWORD", "g-pw"),
-        ("FLICK_NATS_INTEGRATION_PASSWORD", "i-pw"),
-    ];
-    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../nats.conf");
-    let nats = NatsServer::start_with_config(&conf, &passwords);
-    let integration =
-        async_nats::ConnectOptions::with_user_and_password("integration".into(), "i-pw".into())
-            .connect(nats.url())
-            .await
-            .expect("connect as integration");
+    let nats = flick_shared::testkit::nats_conf_server();
+    let integration = flick_shared::testkit::connect_as(&nats, "integration").await;
     let mut live = integration
         .subscribe("flick.metrics.*")
         .await
@@ -322,7 +310,7 @@ async fn runs_as_the_collector_user_of_nats_conf() {
 
     let mut config = config(&nats.url(), "flick");
     config.nats.user = Some("collector".into());
-    config.nats.password = Some("c-pw".into());
+    config.nats.password = Some("collector-pw".into());
     let (stop, task) = start(config);
     let sample: MetricSample = next_json(&mut live, Duration::from_secs(10)).await;
     assert_eq!(sample.server_id.as_str(), "collector-test");

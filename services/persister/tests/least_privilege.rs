@@ -4,19 +4,11 @@ use std::time::Duration;
 
 use flick_persister::Config;
 use flick_shared::shutdown::CancellationToken;
-use flick_shared::testkit::{self, NatsServer, TestDb, eventually};
+use flick_shared::testkit::{self, TestDb, eventually};
 
 #[tokio::test]
 async fn runs_with_the_persister_user_of_nats_conf() {
-    let passwords = [
-        ("FLICK_NATS_COLLECTOR_PASSWORD", "c-pw"),
-        ("FLICK_NATS_PERSISTER_PASSWORD", "p-pw"),
-        ("FLICK_NATS_ALERTER_PASSWORD", "a-pw"),
-        ("FLICK_NATS_GATEWAY_PASSWORD", "g-pw"),
-        ("FLICK_NATS_INTEGRATION_PASSWORD", "i-pw"),
-    ];
-    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../nats.conf");
-    let nats = NatsServer::start_with_config(&conf, &passwords);
+    let nats = flick_shared::testkit::nats_conf_server();
     let db = TestDb::new().await;
     let mut config = Config {
         database: db.settings(),
@@ -25,18 +17,13 @@ async fn runs_with_the_persister_user_of_nats_conf() {
     };
     config.nats.url = nats.url();
     config.nats.user = Some("persister".into());
-    config.nats.password = Some("p-pw".into());
+    config.nats.password = Some("persister-pw".into());
     config.persister.flush_interval_ms = 200;
     config.persister.ops_listen = String::new();
     let stop = CancellationToken::new();
     let persister = tokio::spawn(flick_persister::run(config, stop.clone()));
 
-    let collector =
-        async_nats::ConnectOptions::with_user_and_password("collector".into(), "c-pw".into())
-            .custom_inbox_prefix(flick_shared::nats::inbox_prefix("collector"))
-            .connect(nats.url())
-            .await
-            .expect("connect as collector");
+    let collector = flick_shared::testkit::connect_as(&nats, "collector").await;
     let js = async_nats::jetstream::new(collector);
     let subjects = flick_shared::Subjects::default();
     let samples: Vec<_> = {

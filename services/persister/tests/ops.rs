@@ -9,10 +9,7 @@ use common::{Harness, samples};
 #[tokio::test]
 async fn healthz_readyz_and_metrics_answer() {
     let harness = Harness::new().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = flick_shared::testkit::free_port();
     let mut config = harness.config();
     config.persister.ops_listen = format!("127.0.0.1:{port}");
     let persister = harness.start(config);

@@ -3,11 +3,13 @@
 //! Each test isolates itself with its own subject prefix (hence its own stream names), and, when
 //! it needs to stop or restart NATS, its own private `nats-server` on a free port.
 
+mod bed;
 mod database;
 mod nats_server;
 mod process;
 mod receive;
 
+pub use bed::TestBed;
 pub use database::TestDb;
 pub use nats_server::NatsServer;
 pub use process::Process;
@@ -86,6 +88,39 @@ pub fn unique_prefix() -> String {
 /// The subjects and stream names of a fresh, private namespace.
 pub fn unique_subjects() -> Subjects {
     Subjects::new(unique_prefix()).expect("generated prefixes are valid")
+}
+
+/// The passwords the tests give each role of the repository's `nats.conf`: `<role>-pw`.
+pub const NATS_CONF_PASSWORDS: [(&str, &str); 5] = [
+    ("FLICK_NATS_COLLECTOR_PASSWORD", "collector-pw"),
+    ("FLICK_NATS_PERSISTER_PASSWORD", "persister-pw"),
+    ("FLICK_NATS_ALERTER_PASSWORD", "alerter-pw"),
+    ("FLICK_NATS_GATEWAY_PASSWORD", "gateway-pw"),
+    ("FLICK_NATS_INTEGRATION_PASSWORD", "integration-pw"),
+];
+
+/// A private `nats-server` started with the repository's `nats.conf` and
+/// [`NATS_CONF_PASSWORDS`].
+pub fn nats_conf_server() -> NatsServer {
+    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../nats.conf");
+    NatsServer::start_with_config(&conf, &NATS_CONF_PASSWORDS)
+}
+
+/// A connection as `role` of `nats.conf` (password `<role>-pw`), with the role's inbox prefix.
+pub async fn connect_as(server: &NatsServer, role: &str) -> async_nats::Client {
+    async_nats::ConnectOptions::with_user_and_password(role.to_owned(), format!("{role}-pw"))
+        .custom_inbox_prefix(crate::nats::inbox_prefix(role))
+        .connect(server.url())
+        .await
+        .unwrap_or_else(|err| panic!("connect as {role}: {err}"))
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
 }
 
 /// An HTTP client for tests (rustls with the ring provider, as the services use).

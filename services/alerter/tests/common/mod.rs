@@ -9,39 +9,27 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 
 use flick_alerter::Config;
-use flick_shared::Subjects;
 use flick_shared::shutdown::CancellationToken;
 use flick_shared::subjects::StreamKind;
-use flick_shared::testkit::{self, TestDb, eventually};
+use flick_shared::testkit::{self, TestBed, eventually};
 use flick_shared::wire::{AlertEvent, MetricSample, ServerId};
 
+/// A [`TestBed`] with the helpers of these tests.
 pub struct Harness {
-    pub db: TestDb,
-    pub subjects: Subjects,
-    pub client: async_nats::Client,
-    pub js: jetstream::Context,
+    bed: TestBed,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = TestBed;
+    fn deref(&self) -> &TestBed {
+        &self.bed
+    }
 }
 
 impl Harness {
     pub async fn new() -> Self {
-        testkit::init_test_logs();
-        let db = TestDb::new().await;
-        let subjects = testkit::unique_subjects();
-        let client = testkit::connect().await;
-        let js = jetstream::new(client.clone());
-        flick_shared::streams::ensure_streams(
-            &js,
-            &subjects,
-            &testkit::stream_settings(),
-            &StreamKind::ALL,
-        )
-        .await
-        .expect("create the test streams");
         Self {
-            db,
-            subjects,
-            client,
-            js,
+            bed: TestBed::new().await,
         }
     }
 

@@ -88,17 +88,7 @@ async fn list_alerts(
     }
     let from = page::time("from", query.from.as_deref())?;
     let to = page::time("to", query.to.as_deref())?;
-    let cursor = query.cursor.as_deref().map(page::decode).transpose()?;
-    let (cursor_at, cursor_id) = match &cursor {
-        Some((at, id)) => (
-            Some(*at),
-            Some(
-                Uuid::parse_str(id)
-                    .map_err(|_| ApiError::unprocessable("cursor is not one this API returned"))?,
-            ),
-        ),
-        None => (None, None),
-    };
+    let (cursor_at, cursor_id) = page::position(query.cursor.as_deref())?;
     let sql = sqlx::AssertSqlSafe(format!(
         "{SELECT}
          WHERE ($1 OR s.owner_id = $2)
@@ -110,7 +100,7 @@ async fn list_alerts(
            AND ($8::timestamptz IS NULL OR (a.started_at, a.id) < ($8, $9))
          ORDER BY a.started_at DESC, a.id DESC LIMIT $10"
     ));
-    let mut items: Vec<Alert> = sqlx::query_as(sql)
+    let items: Vec<Alert> = sqlx::query_as(sql)
         .bind(user.is_admin())
         .bind(user.id)
         .bind(&query.server_id)
@@ -123,15 +113,9 @@ async fn list_alerts(
         .bind(limit + 1)
         .fetch_all(&state.pool)
         .await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(usize::try_from(limit).unwrap_or(0));
-        items
-            .last()
-            .map(|last| page::encode(last.started_at, &last.id.to_string()))
-    } else {
-        None
-    };
-    Ok(ApiJson(Page { items, next_cursor }))
+    Ok(ApiJson(page::finish(items, limit, |last| {
+        (last.started_at, last.id)
+    })))
 }
 
 /// Acknowledges an alert: someone is on it. Acknowledging twice keeps the first.

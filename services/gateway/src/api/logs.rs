@@ -161,17 +161,7 @@ async fn list_logs(
     };
     let from = page::time("from", query.from.as_deref())?;
     let to = page::time("to", query.to.as_deref())?;
-    let cursor = query.cursor.as_deref().map(page::decode).transpose()?;
-    let (cursor_at, cursor_id) = match &cursor {
-        Some((at, id)) => (
-            Some(*at),
-            Some(
-                Uuid::parse_str(id)
-                    .map_err(|_| ApiError::unprocessable("cursor is not one this API returned"))?,
-            ),
-        ),
-        None => (None, None),
-    };
+    let (cursor_at, cursor_id) = page::position(query.cursor.as_deref())?;
     let pattern = query.q.as_ref().filter(|q| !q.is_empty()).map(|q| {
         let escaped = q
             .replace('\\', "\\\\")
@@ -179,7 +169,7 @@ async fn list_logs(
             .replace('_', "\\_");
         format!("%{escaped}%")
     });
-    let mut items: Vec<Log> = sqlx::query_as(
+    let items: Vec<Log> = sqlx::query_as(
         "SELECT l.id, l.server_id, l.ts AS timestamp, l.level, l.message, l.source, l.fields
          FROM logs l LEFT JOIN servers s ON s.id = l.server_id
          WHERE ($1 OR s.owner_id = $2)
@@ -203,13 +193,7 @@ async fn list_logs(
     .bind(limit + 1)
     .fetch_all(&state.pool)
     .await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(usize::try_from(limit).unwrap_or(0));
-        items
-            .last()
-            .map(|last| page::encode(last.timestamp, &last.id.to_string()))
-    } else {
-        None
-    };
-    Ok(ApiJson(Page { items, next_cursor }))
+    Ok(ApiJson(page::finish(items, limit, |last| {
+        (last.timestamp, last.id)
+    })))
 }

@@ -27,18 +27,11 @@ async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, description = "not ready, and why")))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
-    let check = flick_shared::ops::nats_and_database(state.nats.clone(), state.pool.clone());
-    match tokio::time::timeout(std::time::Duration::from_secs(3), check()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready\n".to_owned()),
-        Ok(Err(reason)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reason}\n"),
-        ),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: readiness check timed out\n".to_owned(),
-        ),
-    }
+    flick_shared::ops::readiness(&flick_shared::ops::nats_and_database(
+        state.nats.clone(),
+        state.pool.clone(),
+    ))
+    .await
 }
 
 /// Prometheus metrics of this process.

@@ -6,6 +6,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -35,6 +36,35 @@ pub fn decode(cursor: &str) -> ApiResult<(DateTime<Utc>, String)> {
         .map_err(|_| invalid())?
         .with_timezone(&Utc);
     Ok((at, id.to_owned()))
+}
+
+/// The position a `cursor` names, as query parameters (`None` without a cursor).
+pub fn position(cursor: Option<&str>) -> ApiResult<(Option<DateTime<Utc>>, Option<Uuid>)> {
+    let Some(cursor) = cursor else {
+        return Ok((None, None));
+    };
+    let (at, id) = decode(cursor)?;
+    let id = Uuid::parse_str(&id)
+        .map_err(|_| ApiError::unprocessable("cursor is not one this API returned"))?;
+    Ok((Some(at), Some(id)))
+}
+
+/// A page from up to `limit + 1` rows: the extra row only tells that there is a next page.
+pub fn finish<T>(
+    mut items: Vec<T>,
+    limit: i64,
+    key: impl Fn(&T) -> (DateTime<Utc>, Uuid),
+) -> Page<T> {
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(usize::try_from(limit).unwrap_or(0));
+        items.last().map(|last| {
+            let (at, id) = key(last);
+            encode(at, &id.to_string())
+        })
+    } else {
+        None
+    };
+    Page { items, next_cursor }
 }
 
 /// The page size: `limit` within 1..=MAX_LIMIT, default DEFAULT_LIMIT.
