@@ -55,6 +55,20 @@ pub struct GatewaySettings {
     pub offline_after_secs: u64,
     /// The longest history range one request may ask for.
     pub history_max_days: u32,
+    /// WebSocket: a browser must authenticate with its first message within this time.
+    pub ws_auth_timeout_ms: u64,
+    /// WebSocket: servers one connection may watch.
+    pub ws_max_subscriptions: usize,
+    /// WebSocket: largest client message (bytes); larger closes the connection (1009).
+    pub ws_max_message_bytes: usize,
+    /// WebSocket: client messages per second (a burst of twice as many is allowed).
+    pub ws_messages_per_second: u32,
+    /// WebSocket: answers and alerts waiting for a client before it counts as too slow.
+    pub ws_max_queued: usize,
+    /// WebSocket: how long one send may block before the client counts as too slow.
+    pub ws_send_timeout_ms: u64,
+    /// WebSocket: ping interval; a client silent for three intervals is disconnected.
+    pub ws_ping_secs: u64,
 }
 
 impl Default for GatewaySettings {
@@ -76,6 +90,13 @@ impl Default for GatewaySettings {
             request_timeout_ms: 10_000,
             offline_after_secs: 30,
             history_max_days: 30,
+            ws_auth_timeout_ms: 5_000,
+            ws_max_subscriptions: 200,
+            ws_max_message_bytes: 16 * 1024,
+            ws_messages_per_second: 20,
+            ws_max_queued: 256,
+            ws_send_timeout_ms: 10_000,
+            ws_ping_secs: 20,
         }
     }
 }
@@ -192,6 +213,19 @@ impl Validate for Config {
             || "must be at least 1024".into(),
         )?;
         check("gateway.history_max_days", g.history_max_days >= 1, || {
+            "must be at least 1".into()
+        })?;
+        check(
+            "gateway.ws_max_message_bytes",
+            g.ws_max_message_bytes >= 256,
+            || "must be at least 256".into(),
+        )?;
+        check(
+            "gateway.ws_messages_per_second",
+            g.ws_messages_per_second >= 1,
+            || "must be at least 1".into(),
+        )?;
+        check("gateway.ws_ping_secs", g.ws_ping_secs >= 1, || {
             "must be at least 1".into()
         })
     }

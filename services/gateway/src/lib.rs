@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 mod http;
 mod limits;
+pub mod live;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -77,7 +78,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 }
 
 /// Connects to NATS and PostgreSQL and builds the shared state.
-pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
+pub async fn connect(config: &Config, shutdown: CancellationToken) -> anyhow::Result<AppState> {
     let secret = config
         .gateway
         .jwt_secret
@@ -99,7 +100,10 @@ pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
         .await
         .context("detect TimescaleDB")?;
     ops::prometheus();
+    let hub = live::Hub::start(client.clone(), subjects.clone(), shutdown.clone()).await?;
     Ok(AppState {
+        hub,
+        shutdown,
         pool,
         nats: client,
         js,
@@ -122,7 +126,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let state = connect(&config).await?;
+    let state = connect(&config, shutdown.clone()).await?;
     let sweeper = tokio::spawn({
         let limits = state.limits.clone();
         let shutdown = shutdown.clone();

@@ -28,6 +28,10 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// TimescaleDB's aggregates serve long history ranges when present.
     pub timescale: bool,
+    /// Live WebSocket fan-out.
+    pub hub: Arc<crate::live::Hub>,
+    /// Cancelled when the gateway stops: live connections close with "going away".
+    pub shutdown: flick_shared::shutdown::CancellationToken,
 }
 
 /// The client's IP: the peer address, or the first `X-Forwarded-For` hop when the gateway is

@@ -33,6 +33,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/notification-channels/{id}"),
     ("get", "/api/v1/logs"),
     ("post", "/api/v1/logs"),
+    ("get", "/api/v1/ws"),
     ("get", "/api/v1/openapi.json"),
     ("get", "/healthz"),
     ("get", "/readyz"),
@@ -102,7 +103,9 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_answers()
     gw.stop().await;
 }
 
+/// Routes without bearer authentication (the socket authenticates after the upgrade).
 const PUBLIC: &[&str] = &[
+    "/api/v1/ws",
     "/api/v1/auth/register",
     "/api/v1/auth/login",
     "/api/v1/auth/refresh",

@@ -32,6 +32,7 @@ pub use access::visible_server;
         (name = "metrics", description = "Metric history"),
         (name = "alerts", description = "Alert rules, alerts, notification channels"),
         (name = "logs", description = "Log entries"),
+        (name = "live", description = "Live metrics and alerts over WebSocket"),
         (name = "operations", description = "Health and metrics of the gateway itself"),
     )
 )]
@@ -58,7 +59,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(thresholds::router())
         .merge(alerts::router())
         .merge(channels::router())
-        .merge(logs::router());
+        .merge(logs::router())
+        .merge(crate::live::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .merge(ops::router())

@@ -3,6 +3,6 @@
 
 pub mod password;
 pub mod tokens;
-mod user;
+pub mod user;
 
 pub use user::{CurrentUser, Role};

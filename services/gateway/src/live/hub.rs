@@ -1,0 +1,284 @@
+//! The gateway's side of NATS for live clients: one subscription per watched server, shared by
+//! every client of this gateway watching it, and one subscription for all alerts.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_nats::Client;
+use chrono::Utc;
+use futures::StreamExt;
+use tokio::task::JoinHandle;
+
+use flick_shared::Subjects;
+use flick_shared::deadletter::DeadLetters;
+use flick_shared::shutdown::CancellationToken;
+use flick_shared::subjects::StreamKind;
+use flick_shared::wire::{AlertEvent, MetricSample, ServerId, decode};
+
+use super::protocol::wrap;
+use super::queue::ClientQueue;
+
+type Clients = Arc<RwLock<HashMap<u64, Arc<ClientQueue>>>>;
+
+#[derive(Debug)]
+struct Topic {
+    clients: Clients,
+    task: JoinHandle<()>,
+}
+
+#[derive(Debug)]
+pub struct Hub {
+    nats: Client,
+    subjects: Subjects,
+    deadletters: Arc<DeadLetters>,
+    topics: Mutex<HashMap<ServerId, Topic>>,
+    /// Every connected, authenticated client (alerts are offered to each).
+    connected: Clients,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    /// Starts the alert subscription; it ends with `shutdown`.
+    pub async fn start(
+        nats: Client,
+        subjects: Subjects,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Arc<Self>> {
+        let hub = Arc::new(Self {
+            deadletters: Arc::new(DeadLetters::new(nats.clone(), &subjects, crate::SERVICE)),
+            nats,
+            subjects,
+            topics: Mutex::new(HashMap::new()),
+            connected: Arc::new(RwLock::new(HashMap::new())),
+            next_id: AtomicU64::new(1),
+        });
+        let mut alerts = hub
+            .nats
+            .subscribe(hub.subjects.all_servers(StreamKind::Alerts))
+            .await?;
+        let fanout = hub.clone();
+        tokio::spawn(async move {
+            let mut seen = RecentIds::new(4_096);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    message = alerts.next() => {
+                        let Some(message) = message else { return };
+                        fanout.offer_alert(&message, &mut seen).await;
+                    }
+                }
+            }
+        });
+        Ok(hub)
+    }
+
+    /// A new connection's id.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn connect(&self, id: u64, queue: Arc<ClientQueue>) {
+        self.connected
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, queue);
+        metrics::gauge!("flick_gateway_ws_clients").increment(1.0);
+    }
+
+    /// Forgets a connection and drops the subscriptions only it needed.
+    pub fn disconnect(&self, id: u64, watched: &[ServerId]) {
+        if self
+            .connected
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+            .is_some()
+        {
+            metrics::gauge!("flick_gateway_ws_clients").decrement(1.0);
+        }
+        for server in watched {
+            self.unwatch(server, id);
+        }
+    }
+
+    /// Adds a client to a server's subscription, subscribing on NATS if it is the first.
+    pub async fn watch(
+        &self,
+        server: &ServerId,
+        id: u64,
+        queue: Arc<ClientQueue>,
+    ) -> Result<(), async_nats::SubscribeError> {
+        if let Some(topic) = self
+            .topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(server)
+        {
+            topic
+                .clients
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, queue);
+            return Ok(());
+        }
+        let subscription = self.nats.subscribe(self.subjects.metrics(server)).await?;
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(topic) = topics.get(server) {
+            // Another client subscribed meanwhile: use its subscription, drop ours.
+            topic
+                .clients
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, queue);
+            return Ok(());
+        }
+        let clients: Clients = Arc::new(RwLock::new(HashMap::from([(id, queue)])));
+        let task = tokio::spawn(relay(
+            subscription,
+            server.clone(),
+            self.subjects.clone(),
+            clients.clone(),
+            self.deadletters.clone(),
+        ));
+        topics.insert(server.clone(), Topic { clients, task });
+        metrics::gauge!("flick_gateway_ws_subscriptions").increment(1.0);
+        Ok(())
+    }
+
+    /// Removes a client from a server's subscription, unsubscribing if it was the last.
+    pub fn unwatch(&self, server: &ServerId, id: u64) {
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        let empty = topics.get(server).is_some_and(|topic| {
+            let mut clients = topic.clients.write().unwrap_or_else(|p| p.into_inner());
+            clients.remove(&id);
+            clients.is_empty()
+        });
+        if empty && let Some(topic) = topics.remove(server) {
+            topic.task.abort();
+            metrics::gauge!("flick_gateway_ws_subscriptions").decrement(1.0);
+        }
+    }
+
+    /// Servers with a NATS subscription on this gateway.
+    pub fn subscribed(&self) -> HashSet<ServerId> {
+        self.topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    async fn offer_alert(&self, message: &async_nats::Message, seen: &mut RecentIds) {
+        let event = match decode::<AlertEvent>(&message.payload, Utc::now()) {
+            Ok(event) => event,
+            Err(err) => {
+                self.deadletters
+                    .forward(
+                        &message.subject,
+                        message.payload.clone(),
+                        err.kind(),
+                        &err.to_string(),
+                    )
+                    .await;
+                return;
+            }
+        };
+        // An alerter that died between publishing and recording re-publishes: show it once.
+        if !seen.insert(event.id) {
+            return;
+        }
+        let Ok(payload) = std::str::from_utf8(&message.payload) else {
+            return;
+        };
+        let frame = wrap("alert", payload);
+        let clients: Vec<Arc<ClientQueue>> = self
+            .connected
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for client in clients {
+            client.push_alert(&event.server_id, frame.clone());
+        }
+    }
+}
+
+/// Forwards one server's samples: validated, framed once, offered to each watching client.
+async fn relay(
+    mut subscription: async_nats::Subscriber,
+    server: ServerId,
+    subjects: Subjects,
+    clients: Clients,
+    deadletters: Arc<DeadLetters>,
+) {
+    while let Some(message) = subscription.next().await {
+        let valid = match decode::<MetricSample>(&message.payload, Utc::now()) {
+            Ok(sample)
+                if subjects.server_id_in(StreamKind::Metrics, &message.subject)
+                    == Some(sample.server_id.as_str()) =>
+            {
+                Ok(())
+            }
+            Ok(sample) => Err((
+                "subject_mismatch",
+                format!("serverId {} on {}", sample.server_id, message.subject),
+            )),
+            Err(err) => Err((err.kind(), err.to_string())),
+        };
+        if let Err((kind, detail)) = valid {
+            deadletters
+                .forward(&message.subject, message.payload.clone(), kind, &detail)
+                .await;
+            continue;
+        }
+        let Ok(payload) = std::str::from_utf8(&message.payload) else {
+            continue;
+        };
+        let frame = wrap("resource_metrics", payload);
+        let clients: Vec<Arc<ClientQueue>> = clients
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        metrics::counter!("flick_gateway_ws_samples_total").increment(clients.len() as u64);
+        for client in clients {
+            client.push_metric(&server, frame.clone());
+        }
+    }
+}
+
+/// The last `capacity` ids seen.
+#[derive(Debug)]
+struct RecentIds {
+    order: VecDeque<uuid::Uuid>,
+    set: HashSet<uuid::Uuid>,
+    capacity: usize,
+}
+
+impl RecentIds {
+    fn new(capacity: usize) -> Self {
+        Self {
+            order: VecDeque::with_capacity(capacity),
+            set: HashSet::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    /// `false` if `id` was seen recently.
+    fn insert(&mut self, id: uuid::Uuid) -> bool {
+        if !self.set.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > self.capacity
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
+}
