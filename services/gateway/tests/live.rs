@@ -1,0 +1,541 @@
+//! The live WebSocket with real clients, a real gateway and real NATS.
+
+mod common;
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use common::{Gateway, JWT_SECRET};
+use flick_shared::testkit;
+use flick_shared::wire::{AlertEvent, AlertSeverity, AlertState, MetricSample, ServerId};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn open(gw: &Gateway, token: Option<&str>, origin: Option<&str>) -> Result<Socket, WsError> {
+    let mut request = format!("ws://{}/api/v1/ws", gw.address).into_client_request()?;
+    if let Some(token) = token {
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+    }
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().expect("header"));
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+async fn send(socket: &mut Socket, value: Value) {
+    socket
+        .send(Message::text(value.to_string()))
+        .await
+        .expect("send");
+}
+
+/// The next JSON frame within `within` (pings are skipped); `None` on timeout.
+async fn next(socket: &mut Socket, within: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .ok()??;
+        match message.ok()? {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).ok(),
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => {}
+        }
+    }
+}
+
+async fn expect(socket: &mut Socket, kind: &str) -> Value {
+    let frame = next(socket, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("no {kind} frame"));
+    assert_eq!(frame["type"], kind, "{frame}");
+    frame
+}
+
+/// Waits for the close frame and returns its code and reason.
+async fn closed(socket: &mut Socket, within: Duration) -> (CloseCode, String) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                return (frame.code, frame.reason.to_string());
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => panic!("ended without a close frame: {other:?}"),
+            Err(_) => panic!("not closed within {within:?}"),
+        }
+    }
+}
+
+fn sample(server: &str, cpu: f64) -> MetricSample {
+    MetricSample::minimal(
+        ServerId::parse(server).expect("id"),
+        flick_collector::now_millis(),
+        cpu,
+        40.0,
+        50.0,
+        1024,
+    )
+}
+
+async fn publish(client: &async_nats::Client, gw: &Gateway, sample: &MetricSample) {
+    client
+        .publish(
+            gw.subjects.metrics(&sample.server_id),
+            serde_json::to_vec(sample).expect("json").into(),
+        )
+        .await
+        .expect("publish");
+    client.flush().await.expect("flush");
+}
+
+async fn subscribe(socket: &mut Socket, server: &str, interval_ms: Option<u64>) -> Value {
+    let mut data = json!({ "serverId": server });
+    if let Some(ms) = interval_ms {
+        data["intervalMs"] = json!(ms);
+    }
+    send(
+        socket,
+        json!({ "type": "server_metrics.subscribe", "id": server, "data": data }),
+    )
+    .await;
+    next(socket, Duration::from_secs(5))
+        .await
+        .expect("an answer")
+}
+
+#[tokio::test]
+async fn header_and_first_message_authentication_work_and_failures_close_with_a_reason() {
+    let gw = Gateway::start_with(|c| c.gateway.ws_auth_timeout_ms = 500).await;
+    let ada = gw.register("ada@example.com").await;
+    gw.create_server(&ada.access, json!({ "id": "web-1", "name": "web" }))
+        .await;
+
+    let mut by_header = open(&gw, Some(&ada.access), None).await.expect("upgrade");
+    let answer = subscribe(&mut by_header, "web-1", None).await;
+    assert_eq!(answer["type"], "ack", "{answer}");
+
+    let mut by_message = open(&gw, None, None).await.expect("upgrade");
+    send(
+        &mut by_message,
+        json!({ "type": "server_metrics.subscribe", "data": { "serverId": "web-1" } }),
+    )
+    .await;
+    assert_eq!(
+        expect(&mut by_message, "error").await["data"]["code"],
+        "unauthorized"
+    );
+    send(
+        &mut by_message,
+        json!({ "type": "auth", "id": 1, "data": { "token": ada.access } }),
+    )
+    .await;
+    let auth = expect(&mut by_message, "ack").await;
+    assert_eq!(
+        (auth["id"].clone(), auth["data"]["userId"].clone()),
+        (json!(1), json!(ada.user_id))
+    );
+    assert_eq!(
+        subscribe(&mut by_message, "web-1", None).await["type"],
+        "ack"
+    );
+
+    let mut silent = open(&gw, None, None).await.expect("upgrade");
+    let (code, reason) = closed(&mut silent, Duration::from_secs(5)).await;
+    assert_eq!(code, CloseCode::Policy);
+    assert!(reason.contains("not authenticated"), "{reason}");
+
+    let mut bad = open(&gw, None, None).await.expect("upgrade");
+    send(
+        &mut bad,
+        json!({ "type": "auth", "data": { "token": "forged.token.here" } }),
+    )
+    .await;
+    let (code, reason) = closed(&mut bad, Duration::from_secs(5)).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (CloseCode::Policy, "invalid or expired token")
+    );
+
+    match open(&gw, Some("forged.token.here"), None).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("a bad header token must be refused at the upgrade: {other:?}"),
+    }
+    match open(&gw, Some(&ada.access), Some("https://evil.example.com")).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("a foreign origin must be refused: {other:?}"),
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn subscribed_samples_arrive_in_the_original_protocol_and_stop_after_unsubscribe() {
+    let gw = Gateway::start().await;
+    let ada = gw.register("ada@example.com").await;
+    gw.create_server(&ada.access, json!({ "id": "web-1", "name": "web" }))
+        .await;
+    gw.create_server(&ada.access, json!({ "id": "web-2", "name": "other" }))
+        .await;
+    let nats = testkit::connect().await;
+    let mut socket = open(&gw, Some(&ada.access), None).await.expect("upgrade");
+    assert_eq!(subscribe(&mut socket, "web-1", None).await["type"], "ack");
+
+    publish(&nats, &gw, &sample("web-2", 99.0)).await;
+    publish(&nats, &gw, &sample("web-1", 45.2)).await;
+    let frame = expect(&mut socket, "resource_metrics").await;
+    let data = &frame["data"];
+    assert_eq!(data["serverId"], "web-1", "never another server's samples");
+    for field in [
+        "serverId",
+        "cpuUsage",
+        "memoryUsage",
+        "diskUsage",
+        "networkUsage",
+        "timestamp",
+    ] {
+        assert!(!data[field].is_null(), "{field} missing: {frame}");
+    }
+    assert_eq!(data["cpuUsage"], 45.2);
+
+    send(
+        &mut socket,
+        json!({ "type": "server_metrics.unsubscribe", "id": "u", "data": { "serverId": "web-1" } }),
+    )
+    .await;
+    assert_eq!(expect(&mut socket, "ack").await["id"], "u");
+    publish(&nats, &gw, &sample("web-1", 50.0)).await;
+    assert!(
+        next(&mut socket, Duration::from_millis(700))
+            .await
+            .is_none(),
+        "nothing after unsubscribing"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn another_users_server_is_not_found_and_its_samples_never_arrive() {
+    let gw = Gateway::start().await;
+    let _admin = gw.register("admin@example.com").await;
+    let a = gw.register("a@example.com").await;
+    let b = gw.register("b@example.com").await;
+    gw.create_server(&a.access, json!({ "id": "a-srv", "name": "A's" }))
+        .await;
+    let nats = testkit::connect().await;
+    let mut socket = open(&gw, Some(&b.access), None).await.expect("upgrade");
+    let denied = subscribe(&mut socket, "a-srv", None).await;
+    let missing = subscribe(&mut socket, "no-such-srv", None).await;
+    assert_eq!(
+        denied["data"], missing["data"],
+        "forbidden and unknown look the same"
+    );
+    assert_eq!(denied["data"]["code"], "not_found");
+    publish(&nats, &gw, &sample("a-srv", 10.0)).await;
+    assert!(
+        next(&mut socket, Duration::from_millis(700))
+            .await
+            .is_none()
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn bad_messages_get_errors_and_the_connection_stays_usable_except_when_oversized() {
+    let gw = Gateway::start().await;
+    let ada = gw.register("ada@example.com").await;
+    let mut socket = open(&gw, Some(&ada.access), None).await.expect("upgrade");
+    socket.send(Message::text("{not json")).await.expect("send");
+    assert_eq!(
+        expect(&mut socket, "error").await["data"]["code"],
+        "bad_request"
+    );
+    send(&mut socket, json!({ "type": "teleport", "id": 9 })).await;
+    let unknown = expect(&mut socket, "error").await;
+    assert_eq!(
+        (unknown["id"].clone(), unknown["data"]["code"].clone()),
+        (json!(9), json!("bad_request"))
+    );
+    send(
+        &mut socket,
+        json!({ "type": "server_metrics.subscribe", "data": {} }),
+    )
+    .await;
+    assert_eq!(
+        expect(&mut socket, "error").await["data"]["code"],
+        "bad_request"
+    );
+    send(&mut socket, json!({ "type": "ping", "id": "still-here" })).await;
+    assert_eq!(expect(&mut socket, "pong").await["id"], "still-here");
+
+    let huge = json!({ "type": "ping", "data": { "padding": "x".repeat(20_000) } });
+    let _ = socket.send(Message::text(huge.to_string())).await;
+    let (code, _) = closed(&mut socket, Duration::from_secs(5)).await;
+    assert_eq!(code, CloseCode::Size);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_alert_for_a_subscribed_server_arrives_as_an_alert_message() {
+    let gw = Gateway::start().await;
+    let ada = gw.register("ada@example.com").await;
+    gw.create_server(&ada.access, json!({ "id": "web-1", "name": "web" }))
+        .await;
+    gw.create_server(&ada.access, json!({ "id": "web-2", "name": "other" }))
+        .await;
+    let nats = testkit::connect().await;
+    let mut watcher = open(&gw, Some(&ada.access), None).await.expect("upgrade");
+    assert_eq!(subscribe(&mut watcher, "web-1", None).await["type"], "ack");
+    let mut all = open(&gw, Some(&ada.access), None).await.expect("upgrade");
+    send(&mut all, json!({ "type": "alerts.subscribe" })).await;
+    expect(&mut all, "ack").await;
+
+    let event = AlertEvent {
+        v: 1,
+        id: uuid::Uuid::new_v4(),
+        alert_id: uuid::Uuid::new_v4(),
+        server_id: ServerId::parse("web-1").expect("id"),
+        metric: "cpu".into(),
+        severity: AlertSeverity::Critical,
+        state: AlertState::Firing,
+        value: Some(97.0),
+        threshold: Some(90.0),
+        started_at: chrono::Utc::now(),
+        at: chrono::Utc::now(),
+        message: Some("CPU high".into()),
+    };
+    let payload = serde_json::to_vec(&event).expect("json");
+    nats.publish(gw.subjects.alerts(&event.server_id), payload.clone().into())
+        .await
+        .expect("publish");
+    // The same transition published twice (an alerter's recovery) is shown once.
+    nats.publish(gw.subjects.alerts(&event.server_id), payload.into())
+        .await
+        .expect("publish");
+    nats.flush().await.expect("flush");
+    for socket in [&mut watcher, &mut all] {
+        let alert = expect(socket, "alert").await;
+        assert_eq!(alert["data"]["id"], json!(event.id));
+        assert_eq!(alert["data"]["severity"], "critical");
+        assert!(
+            next(socket, Duration::from_millis(500)).await.is_none(),
+            "shown once"
+        );
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_disconnected_while_others_keep_receiving_on_time() {
+    let gw = Gateway::start_with(|c| c.gateway.ws_send_timeout_ms = 1_000).await;
+    let ada = gw.register("ada@example.com").await;
+    gw.create_server(&ada.access, json!({ "id": "web-1", "name": "web" }))
+        .await;
+    let nats = testkit::connect().await;
+    let mut stuck = open(&gw, Some(&ada.access), None).await.expect("upgrade");
+    assert_eq!(subscribe(&mut stuck, "web-1", None).await["type"], "ack");
+    let mut healthy = open(&gw, Some(&ada.access), None).await.expect("upgrade");
+    assert_eq!(subscribe(&mut healthy, "web-1", None).await["type"], "ack");
+
+    // Big samples, fast: the stuck client's socket buffers fill up; it stops reading.
+    let mut big = sample("web-1", 1.0);
+    big.hostname = Some("h".repeat(60_000));
+    let reader = tokio::spawn(async move {
+        let mut received = 0u64;
+        let mut worst = Duration::ZERO;
+        while let Some(frame) = next(&mut healthy, Duration::from_secs(3)).await {
+            if frame["type"] == "resource_metrics" {
+                received += 1;
+                let sent: chrono::DateTime<chrono::Utc> = frame["data"]["timestamp"]
+                    .as_str()
+                    .and_then(|t| t.parse().ok())
+                    .expect("timestamp");
+                worst = worst.max((chrono::Utc::now() - sent).to_std().unwrap_or_default());
+            }
+        }
+        (received, worst)
+    });
+    for i in 0..600 {
+        big.cpu_usage = f64::from(i % 100);
+        big.timestamp = flick_collector::now_millis();
+        nats.publish(
+            gw.subjects.metrics(&big.server_id),
+            serde_json::to_vec(&big).expect("json").into(),
+        )
+        .await
+        .expect("publish");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    nats.flush().await.expect("flush");
+    let (received, worst) = reader.await.expect("reader");
+    assert!(
+        received > 100,
+        "the healthy client kept receiving: {received}"
+    );
+    assert!(
+        worst < Duration::from_secs(1),
+        "and on time: worst {worst:?}"
+    );
+
+    let page = gw
+        .http
+        .get(format!("{}/metrics", gw.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        page.contains("flick_gateway_ws_disconnects_total{reason=\"too slow\"}"),
+        "the stuck client was disconnected:\n{}",
+        page.lines()
+            .filter(|l| l.contains("ws_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    drop(stuck);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_interval_downsamples_to_the_latest_value() {
+    let gw = Gateway::start().await;
+    let ada = gw.register("ada@example.com").await;
+    gw.create_server(&ada.access, json!({ "id": "web-1", "name": "web" }))
+        .await;
+    let nats = testkit::connect().await;
+    let mut socket = open(&gw, Some(&ada.access), None).await.expect("upgrade");
+    assert_eq!(
+        subscribe(&mut socket, "web-1", Some(1_000)).await["data"]["intervalMs"],
+        1_000
+    );
+    for cpu in 1..=10 {
+        publish(&nats, &gw, &sample("web-1", f64::from(cpu))).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut values = Vec::new();
+    while let Some(frame) = next(&mut socket, Duration::from_millis(1_500)).await {
+        values.push(frame["data"]["cpuUsage"].as_f64().unwrap_or(0.0));
+    }
+    assert!(values.len() <= 2, "at most one per second: {values:?}");
+    assert_eq!(
+        values.last(),
+        Some(&10.0),
+        "the newest value is the one sent: {values:?}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_expiring_token_closes_the_connection_unless_renewed() {
+    let gw = Gateway::start().await;
+    let ada = gw.register("ada@example.com").await;
+    let short_lived = |secs: i64| {
+        let now = chrono::Utc::now().timestamp();
+        let claims = json!({ "sub": ada.user_id, "role": "user", "iat": now, "exp": now + secs });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+        )
+        .expect("sign")
+    };
+    let mut expiring = open(&gw, Some(&short_lived(2)), None)
+        .await
+        .expect("upgrade");
+    let (code, reason) = closed(&mut expiring, Duration::from_secs(10)).await;
+    assert_eq!(code, CloseCode::Policy);
+    assert!(reason.contains("expired"), "{reason}");
+
+    let mut renewed = open(&gw, Some(&short_lived(2)), None)
+        .await
+        .expect("upgrade");
+    send(
+        &mut renewed,
+        json!({ "type": "auth", "data": { "token": short_lived(600) } }),
+    )
+    .await;
+    expect(&mut renewed, "ack").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    send(&mut renewed, json!({ "type": "ping" })).await;
+    expect(&mut renewed, "pong").await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn two_gateways_on_one_nats_deliver_the_same_samples() {
+    let first = Gateway::start().await;
+    let ada = first.register("ada@example.com").await;
+    first
+        .create_server(&ada.access, json!({ "id": "web-1", "name": "web" }))
+        .await;
+    // A second gateway on the same database and subjects.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let second_address = listener.local_addr().expect("address");
+    let stop = flick_shared::shutdown::CancellationToken::new();
+    let second = tokio::spawn(flick_gateway::serve(
+        common::config(&first.db, &first.subjects),
+        listener,
+        stop.clone(),
+    ));
+    let mut request = format!("ws://{second_address}/api/v1/ws")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", ada.access).parse().expect("header"),
+    );
+    let mut on_second = testkit::eventually("the second gateway", Duration::from_secs(20), || {
+        let request = request.clone();
+        async move {
+            tokio_tungstenite::connect_async(request)
+                .await
+                .ok()
+                .map(|(s, _)| s)
+        }
+    })
+    .await;
+    let mut on_first = open(&first, Some(&ada.access), None)
+        .await
+        .expect("upgrade");
+    assert_eq!(subscribe(&mut on_first, "web-1", None).await["type"], "ack");
+    assert_eq!(
+        subscribe(&mut on_second, "web-1", None).await["type"],
+        "ack"
+    );
+    let nats = testkit::connect().await;
+    let mut sent = Vec::new();
+    for cpu in [11.0, 22.0, 33.0] {
+        let sample = sample("web-1", cpu);
+        publish(&nats, &first, &sample).await;
+        sent.push(cpu);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for socket in [&mut on_first, &mut on_second] {
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let frame = expect(socket, "resource_metrics").await;
+            got.push(frame["data"]["cpuUsage"].as_f64().unwrap_or(0.0));
+        }
+        assert_eq!(got, sent);
+    }
+    stop.cancel();
+    let _ = second.await;
+    first.stop().await;
+}
