@@ -1,0 +1,322 @@
+//! Live WebSocket load: 1,000 simulated servers publishing at 1 Hz, N clients (1,000 and
+//! 10,000) each watching 3 servers through the release gateway. Prints delivered messages per
+//! second, publish-to-receive latency (from each sample's own timestamp), the gateway's CPU and
+//! memory (per idle connection too), and, in the same run, the raw NATS figures: latency of a
+//! direct subscriber on the same traffic and one subscriber's delivery capacity.
+//!
+//! `cargo bench -p flick-gateway --bench live` (`FLICK_BENCH_CLIENTS=1000,10000`,
+//! `FLICK_BENCH_SECS=30`).
+
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use flick_collector::simulate::Simulation;
+use flick_shared::testkit::{self, Process, TestDb};
+use flick_shared::wire::MetricSample;
+
+const SERVERS: usize = 1_000;
+const WATCHED: usize = 3;
+
+fn proc_status(pid: u32, key: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(close) = stat.rfind(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    (fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0)) / 100.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Publishes every server once a second (spread over ten slots) until `stop`.
+async fn publish_live(
+    client: async_nats::Client,
+    subjects: flick_shared::Subjects,
+    stop: Arc<AtomicBool>,
+) -> u64 {
+    let mut simulation = Simulation::new(SERVERS, 0, 9);
+    let started = Instant::now();
+    let mut tick = 0u64;
+    let mut published = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let slot = (tick % 10) as usize;
+        let at = flick_collector::now_millis();
+        for server in (slot..SERVERS).step_by(10) {
+            let sample: MetricSample = simulation.sample(server, at);
+            client
+                .publish(
+                    subjects.metrics(&sample.server_id),
+                    serde_json::to_vec(&sample).unwrap().into(),
+                )
+                .await
+                .unwrap();
+            published += 1;
+        }
+        tick += 1;
+        let next = started + Duration::from_millis(tick * 100);
+        tokio::time::sleep(next.saturating_duration_since(Instant::now())).await;
+    }
+    published
+}
+
+fn latency_ms(data: &Value) -> Option<f64> {
+    let at: chrono::DateTime<chrono::Utc> = data["timestamp"].as_str()?.parse().ok()?;
+    Some((chrono::Utc::now() - at).num_microseconds()? as f64 / 1_000.0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let clients_list: Vec<usize> = std::env::var("FLICK_BENCH_CLIENTS")
+        .unwrap_or_else(|_| "1000,10000".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    let secs: u64 = std::env::var("FLICK_BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let db = TestDb::new().await;
+    let subjects = testkit::unique_subjects();
+    let simulation = Simulation::new(SERVERS, 0, 9);
+    let ids: Vec<String> = simulation.server_ids().map(|id| id.to_string()).collect();
+    sqlx::query("INSERT INTO servers (id, name) SELECT id, id FROM UNNEST($1::text[]) AS id")
+        .bind(&ids)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let port = testkit::free_port();
+    let gateway = Process::spawn(
+        Command::new(env!("CARGO_BIN_EXE_flick-gateway"))
+            .env("NATS_URL", testkit::nats_url())
+            .env("FLICK_NATS__PREFIX", subjects.prefix())
+            .env("DATABASE_URL", db.url())
+            .env("PORT", port.to_string())
+            .env("JWT_SECRET", "benchmark-signing-key-of-at-least-32-bytes")
+            .env(
+                "ENCRYPTION_KEY",
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            )
+            .env("FLICK_STREAMS__LOGS_MAX_BYTES", "8388608")
+            .env("FLICK_GATEWAY__AUTH_BURST", "100000")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null()),
+    );
+    let pid = gateway.id();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = testkit::http();
+    testkit::eventually("the gateway", Duration::from_secs(30), || {
+        let http = http.clone();
+        let url = format!("{base}/healthz");
+        async move { http.get(url).send().await.ok() }
+    })
+    .await;
+    let session: Value = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({ "email": "bench@example.com", "password": "benchmark password" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = session["accessToken"].as_str().unwrap().to_owned();
+    let nats = testkit::connect().await;
+
+    // Raw NATS, same machine, same run: one subscriber's capacity …
+    let mut raw = nats
+        .subscribe(format!("{}.raw", subjects.prefix()))
+        .await
+        .unwrap();
+    nats.flush().await.unwrap();
+    let blast = 300_000;
+    let counter = tokio::spawn(async move {
+        let mut n = 0;
+        let started = Instant::now();
+        while n < blast {
+            if tokio::time::timeout(Duration::from_secs(5), raw.next())
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+            {
+                break;
+            }
+            n += 1;
+        }
+        n as f64 / started.elapsed().as_secs_f64()
+    });
+    let payload =
+        serde_json::to_vec(&Simulation::new(1, 0, 1).sample(0, flick_collector::now_millis()))
+            .unwrap();
+    for _ in 0..blast {
+        nats.publish(format!("{}.raw", subjects.prefix()), payload.clone().into())
+            .await
+            .unwrap();
+    }
+    nats.flush().await.unwrap();
+    let raw_rate = counter.await.unwrap();
+    println!(
+        "raw NATS: one subscriber receives {raw_rate:.0} msgs/s ({} bytes each)",
+        payload.len()
+    );
+
+    for clients in clients_list {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let rss_before = proc_status(pid, "VmRSS:");
+        // N idle connections.
+        let mut sockets = Vec::with_capacity(clients);
+        let started = Instant::now();
+        for chunk_start in (0..clients).step_by(250) {
+            let mut opening = Vec::new();
+            for _ in chunk_start..(chunk_start + 250).min(clients) {
+                let mut request = format!("ws://127.0.0.1:{port}/api/v1/ws")
+                    .into_client_request()
+                    .unwrap();
+                request
+                    .headers_mut()
+                    .insert("authorization", format!("Bearer {token}").parse().unwrap());
+                opening.push(tokio::spawn(async move {
+                    tokio_tungstenite::connect_async(request)
+                        .await
+                        .map(|(s, _)| s)
+                }));
+            }
+            for socket in opening {
+                sockets.push(socket.await.unwrap().expect("connect"));
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let rss_idle = proc_status(pid, "VmRSS:");
+        println!(
+            "{clients} clients: connected in {:.1} s; gateway RSS {:.1} → {:.1} MB, {:.1} KB per idle connection (goal < 50 KB)",
+            started.elapsed().as_secs_f64(),
+            rss_before / 1024.0,
+            rss_idle / 1024.0,
+            (rss_idle - rss_before) / clients as f64
+        );
+
+        // Each watches three servers; every client records its latencies.
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut readers = Vec::with_capacity(clients);
+        for (i, mut socket) in sockets.into_iter().enumerate() {
+            for k in 0..WATCHED {
+                let server = &ids[(i * 7 + k * 331) % SERVERS];
+                socket
+                    .send(Message::text(json!({ "type": "server_metrics.subscribe", "data": { "serverId": server } }).to_string()))
+                    .await
+                    .unwrap();
+            }
+            let stop = stop.clone();
+            readers.push(tokio::spawn(async move {
+                let mut latencies: Vec<f32> = Vec::new();
+                let mut acks = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    match tokio::time::timeout(Duration::from_millis(500), socket.next()).await {
+                        Ok(Some(Ok(Message::Text(text)))) => {
+                            let frame: Value =
+                                serde_json::from_str(text.as_str()).unwrap_or_default();
+                            if frame["type"] == "resource_metrics" {
+                                if let Some(ms) = latency_ms(&frame["data"]) {
+                                    latencies.push(ms as f32);
+                                }
+                            } else if frame["type"] == "ack" {
+                                acks += 1;
+                            }
+                        }
+                        Ok(Some(Ok(_))) | Err(_) => {}
+                        Ok(_) => break,
+                    }
+                }
+                let _ = socket.close(None).await;
+                (latencies, acks)
+            }));
+        }
+        // The raw subscriber on the same traffic.
+        let mut direct = nats
+            .subscribe(subjects.all_servers(flick_shared::subjects::StreamKind::Metrics))
+            .await
+            .unwrap();
+        let direct_stop = stop.clone();
+        let direct_task = tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while !direct_stop.load(Ordering::Relaxed) {
+                if let Ok(Some(message)) =
+                    tokio::time::timeout(Duration::from_millis(500), direct.next()).await
+                    && let Ok(data) = serde_json::from_slice::<Value>(&message.payload)
+                    && let Some(ms) = latency_ms(&data)
+                {
+                    latencies.push(ms);
+                }
+            }
+            latencies
+        });
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let publisher = tokio::spawn(publish_live(nats.clone(), subjects.clone(), stop.clone()));
+        tokio::time::sleep(Duration::from_secs(3)).await; // warm-up
+        let cpu_before = cpu_secs(pid);
+        let measured = Instant::now();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        let cpu = (cpu_secs(pid) - cpu_before) / measured.elapsed().as_secs_f64() * 100.0;
+        let rss_live = proc_status(pid, "VmRSS:");
+        stop.store(true, Ordering::Relaxed);
+        let published = publisher.await.unwrap();
+        let mut latencies: Vec<f64> = Vec::new();
+        let mut acks = 0;
+        for reader in readers {
+            let (l, a) = reader.await.unwrap();
+            latencies.extend(l.into_iter().map(f64::from));
+            acks += a;
+        }
+        let mut direct = direct_task.await.unwrap();
+        latencies.sort_by(f64::total_cmp);
+        direct.sort_by(f64::total_cmp);
+        let window = (secs + 5) as f64;
+        println!(
+            "  {acks}/{} subscriptions acknowledged; {published} samples published; {} frames delivered ({:.0} msgs/s)",
+            clients * WATCHED,
+            latencies.len(),
+            latencies.len() as f64 / window
+        );
+        println!(
+            "  WebSocket latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (goal p99 < 100 ms); gateway {:.1} % CPU, RSS {:.1} MB",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            latencies.last().copied().unwrap_or(f64::NAN),
+            cpu,
+            rss_live / 1024.0
+        );
+        println!(
+            "  raw NATS subscriber on the same traffic: p50 {:.1} ms, p99 {:.1} ms; delivered/raw capacity = {:.3}",
+            percentile(&direct, 0.5),
+            percentile(&direct, 0.99),
+            latencies.len() as f64 / window / raw_rate
+        );
+    }
+    drop(gateway);
+}
