@@ -69,6 +69,9 @@ pub struct GatewaySettings {
     pub ws_send_timeout_ms: u64,
     /// WebSocket: ping interval; a client silent for three intervals is disconnected.
     pub ws_ping_secs: u64,
+    /// WebSocket: how often a connection re-checks which of its servers the user may still see
+    /// (a server deleted or given to another owner stops streaming within this time).
+    pub ws_recheck_secs: u64,
 }
 
 impl Default for GatewaySettings {
@@ -97,6 +100,7 @@ impl Default for GatewaySettings {
             ws_max_queued: 256,
             ws_send_timeout_ms: 10_000,
             ws_ping_secs: 20,
+            ws_recheck_secs: 30,
         }
     }
 }
@@ -226,6 +230,9 @@ impl Validate for Config {
             || "must be at least 1".into(),
         )?;
         check("gateway.ws_ping_secs", g.ws_ping_secs >= 1, || {
+            "must be at least 1".into()
+        })?;
+        check("gateway.ws_recheck_secs", g.ws_recheck_secs >= 1, || {
             "must be at least 1".into()
         })
     }

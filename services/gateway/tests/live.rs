@@ -15,6 +15,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use common::{Gateway, JWT_SECRET};
 use flick_shared::testkit;
 use flick_shared::wire::{AlertEvent, AlertSeverity, AlertState, MetricSample, ServerId};
+use reqwest::Method;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -103,6 +104,31 @@ async fn publish(client: &async_nats::Client, gw: &Gateway, sample: &MetricSampl
     client.flush().await.expect("flush");
 }
 
+/// `web-1` and `web-2`, owned by the holder of `token`.
+async fn two_servers(gw: &Gateway, token: &str) {
+    for (id, name) in [("web-1", "web"), ("web-2", "other")] {
+        gw.create_server(token, json!({ "id": id, "name": name }))
+            .await;
+    }
+}
+
+fn alert_event(server: &str, severity: AlertSeverity, value: f64, threshold: f64) -> AlertEvent {
+    AlertEvent {
+        v: 1,
+        id: uuid::Uuid::new_v4(),
+        alert_id: uuid::Uuid::new_v4(),
+        server_id: ServerId::parse(server).expect("id"),
+        metric: "cpu".into(),
+        severity,
+        state: AlertState::Firing,
+        value: Some(value),
+        threshold: Some(threshold),
+        started_at: chrono::Utc::now(),
+        at: chrono::Utc::now(),
+        message: Some("CPU high".into()),
+    }
+}
+
 async fn subscribe(socket: &mut Socket, server: &str, interval_ms: Option<u64>) -> Value {
     let mut data = json!({ "serverId": server });
     if let Some(ms) = interval_ms {
@@ -186,10 +212,7 @@ async fn header_and_first_message_authentication_work_and_failures_close_with_a_
 async fn subscribed_samples_arrive_in_the_original_protocol_and_stop_after_unsubscribe() {
     let gw = Gateway::start().await;
     let ada = gw.register("ada@example.com").await;
-    gw.create_server(&ada.access, json!({ "id": "web-1", "name": "web" }))
-        .await;
-    gw.create_server(&ada.access, json!({ "id": "web-2", "name": "other" }))
-        .await;
+    two_servers(&gw, &ada.access).await;
     let nats = testkit::connect().await;
     let mut socket = open(&gw, Some(&ada.access), None).await.expect("upgrade");
     assert_eq!(subscribe(&mut socket, "web-1", None).await["type"], "ack");
@@ -292,10 +315,7 @@ async fn bad_messages_get_errors_and_the_connection_stays_usable_except_when_ove
 async fn an_alert_for_a_subscribed_server_arrives_as_an_alert_message() {
     let gw = Gateway::start().await;
     let ada = gw.register("ada@example.com").await;
-    gw.create_server(&ada.access, json!({ "id": "web-1", "name": "web" }))
-        .await;
-    gw.create_server(&ada.access, json!({ "id": "web-2", "name": "other" }))
-        .await;
+    two_servers(&gw, &ada.access).await;
     let nats = testkit::connect().await;
     let mut watcher = open(&gw, Some(&ada.access), None).await.expect("upgrade");
     assert_eq!(subscribe(&mut watcher, "web-1", None).await["type"], "ack");
@@ -303,20 +323,7 @@ async fn an_alert_for_a_subscribed_server_arrives_as_an_alert_message() {
     send(&mut all, json!({ "type": "alerts.subscribe" })).await;
     expect(&mut all, "ack").await;
 
-    let event = AlertEvent {
-        v: 1,
-        id: uuid::Uuid::new_v4(),
-        alert_id: uuid::Uuid::new_v4(),
-        server_id: ServerId::parse("web-1").expect("id"),
-        metric: "cpu".into(),
-        severity: AlertSeverity::Critical,
-        state: AlertState::Firing,
-        value: Some(97.0),
-        threshold: Some(90.0),
-        started_at: chrono::Utc::now(),
-        at: chrono::Utc::now(),
-        message: Some("CPU high".into()),
-    };
+    let event = alert_event("web-1", AlertSeverity::Critical, 97.0, 90.0);
     let payload = serde_json::to_vec(&event).expect("json");
     nats.publish(gw.subjects.alerts(&event.server_id), payload.clone().into())
         .await
@@ -538,4 +545,71 @@ async fn two_gateways_on_one_nats_deliver_the_same_samples() {
     stop.cancel();
     let _ = second.await;
     first.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_given_away_or_deleted_stops_streaming_to_its_former_owner() {
+    let gw = Gateway::start_with(|c| c.gateway.ws_recheck_secs = 1).await;
+    let admin = gw.register("admin@example.com").await;
+    let ada = gw.register("ada@example.com").await;
+    let bob = gw.register("bob@example.com").await;
+    two_servers(&gw, &ada.access).await;
+    let nats = testkit::connect().await;
+    let mut socket = open(&gw, Some(&ada.access), None).await.expect("upgrade");
+    assert_eq!(subscribe(&mut socket, "web-1", None).await["type"], "ack");
+    assert_eq!(subscribe(&mut socket, "web-2", None).await["type"], "ack");
+    send(&mut socket, json!({ "type": "alerts.subscribe" })).await;
+    expect(&mut socket, "ack").await;
+
+    let (status, _) = gw
+        .call(
+            Method::PUT,
+            "/api/v1/servers/web-1/owner",
+            Some(&admin.access),
+            Some(json!({ "ownerId": bob.user_id })),
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+    let (status, _) = gw
+        .call(
+            Method::DELETE,
+            "/api/v1/servers/web-2",
+            Some(&ada.access),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+
+    let mut revoked = Vec::new();
+    while revoked.len() < 2 {
+        let frame = next(&mut socket, Duration::from_secs(5))
+            .await
+            .expect("a revocation within the re-check period");
+        assert_eq!(frame["type"], "error", "{frame}");
+        assert_eq!(frame["data"]["code"], "not_found", "{frame}");
+        revoked.push(frame["data"]["serverId"].as_str().expect("id").to_owned());
+    }
+    revoked.sort();
+    assert_eq!(revoked, ["web-1", "web-2"]);
+
+    let mut bobs = open(&gw, Some(&bob.access), None).await.expect("upgrade");
+    assert_eq!(subscribe(&mut bobs, "web-1", None).await["type"], "ack");
+    publish(&nats, &gw, &sample("web-1", 11.0)).await;
+    publish(&nats, &gw, &sample("web-2", 12.0)).await;
+    let event = alert_event("web-1", AlertSeverity::Warning, 85.0, 80.0);
+    nats.publish(
+        gw.subjects.alerts(&event.server_id),
+        serde_json::to_vec(&event).expect("json").into(),
+    )
+    .await
+    .expect("publish");
+    nats.flush().await.expect("flush");
+
+    let received = expect(&mut bobs, "resource_metrics").await;
+    assert_eq!(received["data"]["serverId"], "web-1");
+    assert!(
+        next(&mut socket, Duration::from_secs(1)).await.is_none(),
+        "the former owner sees nothing of either server"
+    );
+    gw.stop().await;
 }

@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use flick_shared::wire::ServerId;
 
-use super::protocol::{Code, Envelope, ack, error};
+use super::protocol::{Code, Envelope, ack, error, revoked};
 use super::queue::{AlertScope, ClientQueue};
 use crate::auth::tokens::Claims;
 use crate::auth::{CurrentUser, Role};
@@ -91,6 +91,11 @@ impl Connection {
         ping.reset();
         let send_timeout = Duration::from_millis(settings.ws_send_timeout_ms);
         let mut next_metric: Option<Instant> = None;
+        // Spread over the period so that thousands of connections do not query together.
+        let recheck_every = Duration::from_secs(settings.ws_recheck_secs);
+        let spread = recheck_every.mul_f64((self.id % 1000) as f64 / 1000.0);
+        let mut recheck =
+            tokio::time::interval_at(Instant::now() + recheck_every + spread, recheck_every);
         let shutdown = self.state.shutdown.clone();
         let close = loop {
             let expiry = self.expiry();
@@ -126,6 +131,7 @@ impl Connection {
                 },
                 () = self.queue.changed() => {}
                 () = sleep_until(next_metric), if next_metric.is_some() => {}
+                _ = recheck.tick() => self.recheck_access().await,
                 _ = ping.tick() => {
                     if self.last_heard.elapsed() > Duration::from_secs(settings.ws_ping_secs * 3) {
                         break Some(Close(close_code::AWAY, "no answer to pings"));
@@ -168,6 +174,52 @@ impl Connection {
             .await;
         }
         close
+    }
+
+    /// Ends the subscriptions to servers the user may no longer see (deleted, or given to
+    /// another owner) and narrows the alerts the same way. When the database cannot answer, the
+    /// current access stays: an outage should not cut every stream.
+    async fn recheck_access(&mut self) {
+        let Some(user) = self.user else {
+            return;
+        };
+        let watched = self.queue.watched();
+        let alerts_limited = self.queue.alerts_limited();
+        if watched.is_empty() && !alerts_limited {
+            return;
+        }
+        let visible: Result<Vec<String>, sqlx::Error> = if user.role == Role::Admin {
+            let ids: Vec<String> = watched.iter().map(|s| s.as_str().to_owned()).collect();
+            sqlx::query_scalar("SELECT id FROM servers WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&self.state.pool)
+                .await
+        } else {
+            sqlx::query_scalar("SELECT id FROM servers WHERE owner_id = $1")
+                .bind(user.id)
+                .fetch_all(&self.state.pool)
+                .await
+        };
+        let visible: HashSet<ServerId> = match visible {
+            Ok(ids) => ids
+                .into_iter()
+                .filter_map(|id| ServerId::parse(id).ok())
+                .collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, "Cannot re-check a live connection's access");
+                return;
+            }
+        };
+        if alerts_limited {
+            self.queue.narrow_alerts(&visible);
+        }
+        for server in watched.iter().filter(|s| !visible.contains(*s)) {
+            if self.queue.unwatch(server) {
+                self.state.hub.unwatch(server, self.id);
+                tracing::info!(server = %server, "Live subscription ended: access lost");
+                self.queue.push_control(revoked(server.as_str()));
+            }
+        }
     }
 
     fn expiry(&self) -> Option<Instant> {

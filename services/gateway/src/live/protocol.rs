@@ -60,6 +60,18 @@ pub fn error(id: Option<&Value>, code: Code, message: &str) -> Utf8Bytes {
         .into()
 }
 
+/// Tells a client that a subscription ended without its asking: the server was deleted or
+/// given to another owner.
+pub fn revoked(server: &str) -> Utf8Bytes {
+    json!({ "type": "error", "id": null, "data": {
+        "code": Code::NotFound.as_str(),
+        "message": "server no longer visible; unsubscribed",
+        "serverId": server,
+    } })
+    .to_string()
+    .into()
+}
+
 /// `{"type": "<kind>", "data": <payload>}` around a payload that is already valid JSON: built
 /// once per NATS message and shared by every client.
 pub fn wrap(kind: &str, payload: &str) -> Utf8Bytes {

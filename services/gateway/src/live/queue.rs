@@ -137,6 +137,17 @@ impl ClientQueue {
         self.lock().alerts = scope;
     }
 
+    /// Replaces the servers whose alerts a non-admin receives, if alerts are on.
+    pub fn narrow_alerts(&self, visible: &HashSet<ServerId>) {
+        if let AlertScope::Servers(servers) = &mut self.lock().alerts {
+            servers.clone_from(visible);
+        }
+    }
+
+    pub fn alerts_limited(&self) -> bool {
+        matches!(self.lock().alerts, AlertScope::Servers(_))
+    }
+
     pub fn overflowed(&self) -> bool {
         self.lock().overflowed
     }
