@@ -35,6 +35,9 @@ pub struct CollectorSettings {
     pub max_in_flight: usize,
     /// On shutdown, how long to keep trying to deliver buffered samples before exiting.
     pub shutdown_flush_ms: u64,
+    /// A file rewritten with the time of every sample, read by `flick-collector healthcheck`
+    /// (the collector has no HTTP listener: it stays small). Unset: no file.
+    pub heartbeat_path: Option<String>,
 }
 
 impl Default for CollectorSettings {
@@ -47,6 +50,7 @@ impl Default for CollectorSettings {
             buffer_secs: 3_600,
             max_in_flight: 256,
             shutdown_flush_ms: 5_000,
+            heartbeat_path: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! servers: the load generator of every benchmark, and a demo without real hosts.
 
 pub mod config;
+pub mod heartbeat;
 mod identity;
 pub mod publisher;
 mod sampler;
@@ -72,6 +73,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 let sample = span.in_scope(|| sampler.sample(now_millis()));
                 publisher.enqueue(outgoing(&subjects, &sample)?);
                 taken += 1;
+                if let Some(path) = &settings.heartbeat_path {
+                    heartbeat::beat(path, sample.timestamp);
+                }
             }
             () = publisher.progress() => {}
         }

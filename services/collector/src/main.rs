@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Sample this host and publish (the default).
     Run,
+    /// Exit 0 when the running collector took a sample recently (`collector.heartbeat_path`).
+    Healthcheck,
     /// Publish synthetic samples for N virtual servers (load generator and demo).
     Simulate {
         /// Number of virtual servers.
@@ -55,8 +57,13 @@ async fn main() -> std::process::ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
+    let command = cli.command.unwrap_or(Command::Run);
+    if let Command::Healthcheck = command {
+        return healthcheck(&config);
+    }
     let stop = shutdown::on_signal();
-    let outcome = match cli.command.unwrap_or(Command::Run) {
+    let outcome = match command {
+        Command::Healthcheck => Ok(()),
         Command::Run => flick_collector::run(config, stop).await.map(|_report| ()),
         Command::Simulate {
             servers,
@@ -87,4 +94,20 @@ async fn main() -> std::process::ExitCode {
         }
     };
     service::finish(NAME, outcome)
+}
+
+/// Checks the heartbeat file: a sample within three intervals (and at least 5 s) is healthy.
+fn healthcheck(config: &Config) -> std::process::ExitCode {
+    let Some(path) = &config.collector.heartbeat_path else {
+        eprintln!("{NAME}: collector.heartbeat_path is not set: nothing to check");
+        return std::process::ExitCode::from(2);
+    };
+    let max_age = Duration::from_millis((config.collector.interval_ms * 3).max(5_000));
+    match flick_collector::heartbeat::check(path, max_age) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("{NAME}: unhealthy: {reason}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

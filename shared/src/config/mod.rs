@@ -45,7 +45,13 @@ pub trait Validate {
 
 /// Loads `T` from defaults, the file named by `FLICK_CONFIG` (if set) and the environment.
 pub fn load<T: DeserializeOwned + Validate>() -> Result<T, ConfigError> {
-    let mut figment = Figment::new();
+    load_over(Figment::new())
+}
+
+/// Like [`load`], over `base`: values the file and the environment leave unset come from it
+/// (the all-in-one runner's generated development secrets).
+pub fn load_over<T: DeserializeOwned + Validate>(base: Figment) -> Result<T, ConfigError> {
+    let mut figment = base;
     if let Ok(path) = std::env::var(CONFIG_FILE_ENV) {
         if !std::path::Path::new(&path).is_file() {
             return Err(ConfigError::new(
