@@ -28,6 +28,16 @@ pub enum Service {
 }
 
 impl Service {
+    /// The user of `nats.conf` the service connects as.
+    fn role(&self) -> &'static str {
+        match self {
+            Self::Collector | Self::Simulator { .. } => "collector",
+            Self::Persister => "persister",
+            Self::Alerter => "alerter",
+            Self::Gateway => "gateway",
+        }
+    }
+
     fn binary(&self) -> &'static str {
         match self {
             Self::Collector | Self::Simulator { .. } => "flick-collector",
@@ -69,6 +79,8 @@ pub struct Stack {
     pub alerter_ops: String,
     /// Extra settings given to every service (`Stack::with_env`).
     pub env: Vec<(String, String)>,
+    /// Each service connects as its own user of `nats.conf` (password `<role>-pw`).
+    pub nats_conf_users: bool,
 }
 
 impl Stack {
@@ -88,7 +100,18 @@ impl Stack {
             persister_ops: format!("127.0.0.1:{}", testkit::free_port()),
             alerter_ops: format!("127.0.0.1:{}", testkit::free_port()),
             env: Vec::new(),
+            nats_conf_users: false,
         }
+    }
+
+    /// A stack on a private server started with the repository's `nats.conf`
+    /// (`testkit::nats_conf_server`): each service connects as its own role, under the `flick`
+    /// prefix the file's permissions name.
+    pub async fn on_nats_conf(server: &testkit::NatsServer) -> Self {
+        let mut stack = Self::on_nats(server.url()).await;
+        stack.subjects = Subjects::new("flick").expect("valid prefix");
+        stack.nats_conf_users = true;
+        stack
     }
 
     pub fn with_env(mut self, key: &str, value: &str) -> Self {
@@ -149,6 +172,12 @@ impl Stack {
                 "--hot",
                 &hot.to_string(),
             ]);
+        }
+        if self.nats_conf_users {
+            let role = service.role();
+            command
+                .env("FLICK_NATS__USER", role)
+                .env("FLICK_NATS__PASSWORD", format!("{role}-pw"));
         }
         command
             .envs(self.base_env())
