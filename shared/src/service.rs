@@ -17,15 +17,36 @@ pub trait ServiceConfig: DeserializeOwned + Validate {
 
 /// Loads the configuration and installs logging, or prints the error and gives the exit code.
 pub fn start<C: ServiceConfig>(name: &str) -> Result<C, ExitCode> {
-    match config::load::<C>() {
-        Ok(config) => {
-            telemetry::init(config.log());
-            Ok(config)
+    let config = load::<C>(name)?;
+    telemetry::init(config.log());
+    Ok(config)
+}
+
+/// Loads the configuration, or prints the one-line error and gives exit code 2.
+fn load<C: ServiceConfig>(name: &str) -> Result<C, ExitCode> {
+    config::load::<C>().map_err(|err| {
+        eprintln!("{name}: {err}");
+        ExitCode::from(2)
+    })
+}
+
+/// `<binary> check-config`: loads the configuration exactly as a start would (file, aliases,
+/// `FLICK_*` variables, validation) and stops there, printing `<name>: configuration ok` and
+/// exiting 0, or printing the error and exiting 2. A deployment can thus check a container's
+/// settings without NATS or PostgreSQL: a bad value fails, and so does a misspelt key of a
+/// section the service has (sections refuse keys they do not know). A section the service does
+/// not have is not an error, since one file may configure several services.
+#[expect(
+    clippy::print_stdout,
+    reason = "the verdict is the command's output, for people and scripts"
+)]
+pub fn check_config<C: ServiceConfig>(name: &str) -> ExitCode {
+    match load::<C>(name) {
+        Ok(_) => {
+            println!("{name}: configuration ok");
+            ExitCode::SUCCESS
         }
-        Err(err) => {
-            eprintln!("{name}: {err}");
-            Err(ExitCode::from(2))
-        }
+        Err(code) => code,
     }
 }
 
@@ -43,7 +64,8 @@ pub fn finish(name: &str, outcome: anyhow::Result<()>) -> ExitCode {
 }
 
 /// The whole `main` of a service whose `run(config, shutdown)` is all it does; `<binary>
-/// healthcheck <url>` probes a running one instead (see [`healthcheck`]).
+/// healthcheck <url>` probes a running one instead (see [`healthcheck`]), and `<binary>
+/// check-config` only checks the configuration (see [`check_config`]).
 pub async fn main<C, F, Fut>(name: &str, run: F) -> ExitCode
 where
     C: ServiceConfig,
@@ -54,8 +76,9 @@ where
     match args.as_slice() {
         [] => {}
         [command, url] if command == "healthcheck" => return healthcheck(name, url),
+        [command] if command == "check-config" => return check_config::<C>(name),
         _ => {
-            eprintln!("{name}: usage: {name} [healthcheck <http://host:port/path>]");
+            eprintln!("{name}: usage: {name} [healthcheck <http://host:port/path> | check-config]");
             return ExitCode::from(2);
         }
     }

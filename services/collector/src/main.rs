@@ -25,6 +25,9 @@ enum Command {
     Run,
     /// Exit 0 when the running collector took a sample recently (`collector.heartbeat_path`).
     Healthcheck,
+    /// Load the configuration as `run` would, print "configuration ok" and exit 0, or print the
+    /// error and exit 2; nothing is sampled or published.
+    CheckConfig,
     /// Publish synthetic samples for N virtual servers (load generator and demo).
     Simulate {
         /// Number of virtual servers.
@@ -53,6 +56,9 @@ enum Command {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::CheckConfig) = cli.command {
+        return service::check_config::<Config>(NAME);
+    }
     let config: Config = match service::start(NAME) {
         Ok(config) => config,
         Err(code) => return code,
@@ -63,7 +69,7 @@ async fn main() -> std::process::ExitCode {
     }
     let stop = shutdown::on_signal();
     let outcome = match command {
-        Command::Healthcheck => Ok(()),
+        Command::Healthcheck | Command::CheckConfig => Ok(()),
         Command::Run => flick_collector::run(config, stop).await.map(|_report| ()),
         Command::Simulate {
             servers,
