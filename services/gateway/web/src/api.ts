@@ -1,0 +1,90 @@
+// The REST API with the session's token; a 401 renews the token once and retries.
+
+import { accessToken, refresh, session, signOut } from './auth';
+import { ApiError, type Query, request } from './http';
+import type {
+  Alert,
+  Channel,
+  History,
+  LogEntry,
+  Page,
+  RuleChange,
+  RuleMetric,
+  Server,
+  ServerDetail,
+  Thresholds,
+  User,
+} from './types';
+
+async function authed<T>(method: string, path: string, query?: Query, body?: unknown, signal?: AbortSignal): Promise<T> {
+  const token = await accessToken();
+  if (!token) throw new ApiError(401, 'unauthorized', 'You are signed out. Sign in again.');
+  try {
+    return await request<T>(method, path, { query, body, token, signal });
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 401 || !session()) throw err;
+    if (!(await refresh())) throw err;
+    const again = session()?.accessToken;
+    if (!again) throw err;
+    try {
+      return await request<T>(method, path, { query, body, token: again, signal });
+    } catch (second) {
+      if (second instanceof ApiError && second.status === 401) await signOut('Your session has ended. Sign in again.');
+      throw second;
+    }
+  }
+}
+
+export const api = {
+  me: () => authed<User>('GET', '/auth/me'),
+  servers: (signal?: AbortSignal) => authed<Server[]>('GET', '/servers', undefined, undefined, signal),
+  server: (id: string, signal?: AbortSignal) =>
+    authed<ServerDetail>('GET', `/servers/${encodeURIComponent(id)}`, undefined, undefined, signal),
+  createServer: (body: { id?: string; name: string; hostname?: string; tags?: string[] }) =>
+    authed<Server>('POST', '/servers', undefined, body),
+  updateServer: (id: string, body: { name?: string; hostname?: string | null; tags?: string[] }) =>
+    authed<Server>('PATCH', `/servers/${encodeURIComponent(id)}`, undefined, body),
+  deleteServer: (id: string) => authed<void>('DELETE', `/servers/${encodeURIComponent(id)}`),
+  assignOwner: (id: string, ownerId: string | null) =>
+    authed<Server>('PUT', `/servers/${encodeURIComponent(id)}/owner`, undefined, { ownerId }),
+  history: (id: string, from: Date, to: Date, bucket: string, signal?: AbortSignal) =>
+    authed<History>(
+      'GET',
+      `/servers/${encodeURIComponent(id)}/metrics`,
+      { from: from.toISOString(), to: to.toISOString(), bucket },
+      undefined,
+      signal,
+    ),
+  thresholds: (id: string) => authed<Thresholds>('GET', `/servers/${encodeURIComponent(id)}/thresholds`),
+  setThresholds: (id: string, changes: Partial<Record<RuleMetric, RuleChange | null>>) =>
+    authed<Thresholds>('PUT', `/servers/${encodeURIComponent(id)}/thresholds`, undefined, changes),
+  alerts: (query: Query, signal?: AbortSignal) => authed<Page<Alert>>('GET', '/alerts', query, undefined, signal),
+  acknowledge: (id: string) => authed<Alert>('POST', `/alerts/${encodeURIComponent(id)}/ack`),
+  logs: (query: Query, signal?: AbortSignal) => authed<Page<LogEntry>>('GET', '/logs', query, undefined, signal),
+  channels: () => authed<Channel[]>('GET', '/notification-channels'),
+  createChannel: (body: { name: string; url: string; signingSecret?: string | null; headers?: Record<string, string> }) =>
+    authed<Channel>('POST', '/notification-channels', undefined, body),
+  deleteChannel: (id: string) => authed<void>('DELETE', `/notification-channels/${encodeURIComponent(id)}`),
+};
+
+/** Every page of a cursor-paged list, up to `maxPages`. */
+export async function allPages<T>(
+  fetchPage: (cursor: string | null) => Promise<Page<T>>,
+  maxPages = 20,
+): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | null = null;
+  for (let i = 0; i < maxPages; i++) {
+    const page: Page<T> = await fetchPage(cursor);
+    items.push(...page.items);
+    cursor = page.nextCursor ?? null;
+    if (!cursor) break;
+  }
+  return items;
+}
+
+export function errorText(err: unknown): string {
+  if (err instanceof ApiError) return err.message;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,92 @@
+// A list of alerts with their times in the browser's zone and an acknowledge button.
+
+import { useState } from 'preact/hooks';
+import { api, errorText } from '../api';
+import { METRIC_NAMES } from '../lib/alerts';
+import { DASH, formatAgo, formatPercent, formatWhen } from '../lib/format';
+import type { Alert } from '../types';
+import { ErrorText } from './common';
+
+export function AlertTable({
+  alerts,
+  showServer,
+  onChange,
+}: {
+  alerts: readonly Alert[];
+  showServer: boolean;
+  onChange: (alert: Alert) => void;
+}) {
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState<string | null>(null);
+
+  const ack = async (alert: Alert) => {
+    setBusy(alert.id);
+    setError(null);
+    try {
+      onChange(await api.acknowledge(alert.id));
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  return (
+    <>
+      <ErrorText error={error} />
+      <div class="table-wrap">
+        <table class="list alerts-table">
+          <thead>
+            <tr>
+              <th scope="col">State</th>
+              {showServer ? <th scope="col">Server</th> : null}
+              <th scope="col">Alert</th>
+              <th scope="col">Started</th>
+              <th scope="col">Resolved</th>
+              <th scope="col">Acknowledged</th>
+            </tr>
+          </thead>
+          <tbody>
+            {alerts.map((a) => (
+              <tr key={a.id} class={`al-${a.state}`} data-alert={a.id}>
+                <td>
+                  <span class={`badge sev-${a.severity}${a.state === 'resolved' ? ' resolved' : ''}`}>
+                    {a.state === 'firing' ? `${a.severity}` : 'resolved'}
+                  </span>
+                </td>
+                {showServer ? (
+                  <td>
+                    <a href={`/servers/${encodeURIComponent(a.serverId)}`}>{a.serverName ?? a.serverId}</a>
+                  </td>
+                ) : null}
+                <td>
+                  <strong>{METRIC_NAMES[a.metric] ?? a.metric}</strong>{' '}
+                  {a.metric !== 'offline' && a.value != null ? (
+                    <span class="muted">
+                      {formatPercent(a.value)} (threshold {formatPercent(a.threshold)})
+                    </span>
+                  ) : null}
+                  {a.message ? <div class="sub">{a.message}</div> : null}
+                </td>
+                <td title={new Date(a.startedAt).toString()}>
+                  {formatWhen(a.startedAt)}
+                  <div class="sub">{formatAgo(a.startedAt)}</div>
+                </td>
+                <td>{a.resolvedAt ? formatWhen(a.resolvedAt) : a.state === 'firing' ? 'still firing' : DASH}</td>
+                <td>
+                  {a.acknowledgedAt ? (
+                    <span title={`by ${a.acknowledgedBy ?? 'someone'}`}>{formatWhen(a.acknowledgedAt)}</span>
+                  ) : (
+                    <button type="button" class="small" disabled={busy === a.id} onClick={() => void ack(a)}>
+                      Acknowledge
+                    </button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </>
+  );
+}

@@ -1,0 +1,66 @@
+// Small pieces every page uses: loading and empty states, errors in words, status badges.
+
+import type { ComponentChildren } from 'preact';
+import type { ServerStatus, Severity } from '../types';
+
+export function Loading({ what = 'Loading' }: { what?: string }) {
+  return (
+    <p class="state loading" role="status">
+      <span class="spinner" aria-hidden="true" />
+      {what}…
+    </p>
+  );
+}
+
+export function Empty({ children }: { children: ComponentChildren }) {
+  return <p class="state empty">{children}</p>;
+}
+
+export function ErrorText({ error, retry }: { error: string | null | undefined; retry?: () => void }) {
+  if (!error) return null;
+  return (
+    <p class="error" role="alert">
+      {error}
+      {retry ? (
+        <>
+          {' '}
+          <button type="button" class="link" onClick={retry}>
+            Try again
+          </button>
+        </>
+      ) : null}
+    </p>
+  );
+}
+
+export function StatusBadge({ status }: { status: ServerStatus }) {
+  const text = status === 'online' ? 'Online' : status === 'offline' ? 'Offline' : 'Unknown';
+  return (
+    <span class={`badge status-${status}`}>
+      <span class="dot" aria-hidden="true" />
+      {text}
+    </span>
+  );
+}
+
+export function SeverityBadge({ severity, count }: { severity: Severity | null; count?: number }) {
+  if (!severity) return <span class="muted">none</span>;
+  return (
+    <span class={`badge sev-${severity}`} title={`${count ?? 1} firing; the worst is ${severity}`}>
+      {severity}
+      {count !== undefined && count > 1 ? ` ×${count}` : ''}
+    </span>
+  );
+}
+
+export function NotFound({ what = 'Page' }: { what?: string }) {
+  return (
+    <section class="page not-found" aria-labelledby="nf-title">
+      <h1 id="nf-title">{what} not found</h1>
+      <p>It does not exist, or your account may not see it.</p>
+      <p>
+        <a href="/">Back to the fleet</a>
+      </p>
+    </section>
+  );
+}

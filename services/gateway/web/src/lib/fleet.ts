@@ -1,0 +1,120 @@
+// The fleet table's rules: what a search matches, how rows sort, and what state a server is in.
+
+import type { Server, ServerStatus, Severity } from '../types';
+import type { Headline } from './samples';
+import type { Sparkline } from './series';
+
+export interface AlertSummary {
+  count: number;
+  severity: Severity | null;
+}
+
+export interface FleetRow {
+  server: Server;
+  latest: Headline | null;
+  spark: Sparkline;
+  alerts: AlertSummary;
+}
+
+export type SortKey = 'name' | 'status' | 'cpu' | 'memory' | 'disk' | 'network' | 'alerts';
+export type SortDir = 'asc' | 'desc';
+
+export const SORT_KEYS: readonly SortKey[] = ['name', 'status', 'cpu', 'memory', 'disk', 'network', 'alerts'];
+
+/** A server with no sample for this long is offline (the gateway's `offline_after_secs`). */
+export const OFFLINE_AFTER_SECS = 30;
+
+/** Online when a sample arrived recently; before the first live sample, what the API said. */
+export function rowStatus(row: FleetRow, nowSecs: number): ServerStatus {
+  if (row.latest) return nowSecs - row.latest.t <= OFFLINE_AFTER_SECS ? 'online' : 'offline';
+  const seen = row.server.lastSeenAt ? Date.parse(row.server.lastSeenAt) / 1000 : null;
+  if (row.server.status === 'online' && seen !== null && nowSecs - seen > 2 * OFFLINE_AFTER_SECS) return 'offline';
+  return row.server.status;
+}
+
+/** Case-insensitive: every word of the query must occur in the name, host name, a tag or the id. */
+export function matches(server: Server, query: string): boolean {
+  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+  if (words.length === 0) return true;
+  const hay = [server.name, server.hostname ?? '', server.id, ...server.tags].join('\u0000').toLowerCase();
+  return words.every((w) => hay.includes(w));
+}
+
+const STATUS_RANK: Record<ServerStatus, number> = { offline: 0, unknown: 1, online: 2 };
+const SEVERITY_RANK = (s: Severity | null): number => (s === 'critical' ? 2 : s === 'warning' ? 1 : 0);
+
+function metric(row: FleetRow, key: SortKey): number | null {
+  const l = row.latest;
+  switch (key) {
+    case 'cpu':
+      return l ? l.cpu : null;
+    case 'memory':
+      return l ? l.memory : null;
+    case 'disk':
+      return l ? l.disk : null;
+    case 'network':
+      return l ? l.network : null;
+    default:
+      return null;
+  }
+}
+
+const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
+
+/**
+ * Sorts in place by `key`; servers without a value go last whichever the direction, and ties
+ * fall back to the name so rows do not swap places between updates.
+ */
+export function sortRows(rows: FleetRow[], key: SortKey, dir: SortDir, nowSecs: number): FleetRow[] {
+  const sign = dir === 'asc' ? 1 : -1;
+  const byName = (a: FleetRow, b: FleetRow) =>
+    collator.compare(a.server.name, b.server.name) || (a.server.id < b.server.id ? -1 : a.server.id > b.server.id ? 1 : 0);
+  let compare: (a: FleetRow, b: FleetRow) => number;
+  if (key === 'name') {
+    compare = (a, b) => sign * byName(a, b);
+  } else if (key === 'status') {
+    compare = (a, b) =>
+      sign * (STATUS_RANK[rowStatus(a, nowSecs)] - STATUS_RANK[rowStatus(b, nowSecs)]) || byName(a, b);
+  } else if (key === 'alerts') {
+    compare = (a, b) =>
+      sign * (SEVERITY_RANK(a.alerts.severity) - SEVERITY_RANK(b.alerts.severity) || a.alerts.count - b.alerts.count) ||
+      byName(a, b);
+  } else {
+    compare = (a, b) => {
+      const va = metric(a, key);
+      const vb = metric(b, key);
+      if (va === null && vb === null) return byName(a, b);
+      if (va === null) return 1;
+      if (vb === null) return -1;
+      return sign * (va - vb) || byName(a, b);
+    };
+  }
+  return rows.sort(compare);
+}
+
+/** `cpu:desc` from the URL, or the default (name ascending). */
+export function parseSort(text: string | null | undefined): { key: SortKey; dir: SortDir } {
+  const [k, d] = (text ?? '').split(':');
+  const key = (SORT_KEYS as readonly string[]).includes(k ?? '') ? (k as SortKey) : 'name';
+  return { key, dir: d === 'desc' ? 'desc' : 'asc' };
+}
+
+/** The worse severity of the two. */
+export function worse(a: Severity | null, b: Severity | null): Severity | null {
+  return SEVERITY_RANK(a) >= SEVERITY_RANK(b) ? a : b;
+}
+
+/** Rows visible in a scrolled list of fixed-height rows, with some spare above and below. */
+export function visibleRange(
+  scrollTop: number,
+  viewport: number,
+  rowHeight: number,
+  total: number,
+  overscan = 6,
+): { start: number; end: number } {
+  const first = Math.floor(Math.max(0, scrollTop) / rowHeight);
+  const count = Math.ceil(Math.max(0, viewport) / rowHeight) + 1;
+  const start = Math.max(0, first - overscan);
+  const end = Math.min(total, first + count + overscan);
+  return { start, end: Math.max(start, end) };
+}

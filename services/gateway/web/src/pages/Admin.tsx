@@ -1,0 +1,327 @@
+// Administration: give discovered servers to users, register servers, notification channels.
+
+import { useEffect, useState } from 'preact/hooks';
+import { api, errorText } from '../api';
+import { session } from '../auth';
+import { Empty, ErrorText, Loading } from '../components/common';
+import { formatAgo, formatDateTime } from '../lib/format';
+import { fleet } from '../stores/fleet';
+import type { Channel, Server } from '../types';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function Assign({ server, owners, onDone }: { server: Server; owners: string[]; onDone: (s: Server) => void }) {
+  const [owner, setOwner] = useState(server.ownerId ?? '');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (event: Event, ownerId: string | null) => {
+    event.preventDefault();
+    if (ownerId !== null && !UUID.test(ownerId.trim())) {
+      setError('A user id is a UUID such as 0d1c2b3a-…; the user finds it under their e-mail address at the top right.');
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    try {
+      onDone(await api.assignOwner(server.id, ownerId === null ? null : ownerId.trim()));
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  const listId = `owners-${server.id}`;
+  return (
+    <form class="assign" onSubmit={(e) => void submit(e, owner)}>
+      <input
+        type="text"
+        list={listId}
+        placeholder="user id"
+        aria-label={`Owner of ${server.name} (user id)`}
+        value={owner}
+        onInput={(e) => setOwner(e.currentTarget.value)}
+        size={38}
+      />
+      <datalist id={listId}>
+        {owners.map((o) => (
+          <option value={o} />
+        ))}
+      </datalist>
+      <button type="submit" class="small" disabled={busy}>
+        Assign
+      </button>
+      {server.ownerId ? (
+        <button type="button" class="small secondary" disabled={busy} onClick={(e) => void submit(e, null)}>
+          Unassign
+        </button>
+      ) : null}
+      <ErrorText error={error} />
+    </form>
+  );
+}
+
+function Servers() {
+  const [servers, setServers] = useState<Server[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [onlyDiscovered, setOnlyDiscovered] = useState(true);
+  const [reload, setReload] = useState(0);
+  useEffect(() => {
+    api
+      .servers()
+      .then((s) => {
+        setServers(s);
+        setError(null);
+      })
+      .catch((err) => setError(errorText(err)));
+  }, [reload]);
+  const owners = [...new Set((servers ?? []).map((s) => s.ownerId).filter((o): o is string => !!o))];
+  const me = session()?.user.id;
+  if (me && !owners.includes(me)) owners.unshift(me);
+  const shown = (servers ?? []).filter((s) => !onlyDiscovered || !s.ownerId);
+  const replace = (s: Server) => {
+    setServers((list) => (list ?? []).map((x) => (x.id === s.id ? s : x)));
+    void fleet.load();
+  };
+  return (
+    <section class="panel" aria-labelledby="admin-servers">
+      <h2 id="admin-servers">Servers and owners</h2>
+      <p class="muted">
+        A collector that reports for the first time appears here as <em>discovered</em>, visible to admins only. Give it to a
+        user by their id (each user sees it under their e-mail address, top right).
+      </p>
+      <label class="check">
+        <input type="checkbox" checked={onlyDiscovered} onChange={(e) => setOnlyDiscovered(e.currentTarget.checked)} />
+        Only discovered servers
+      </label>
+      <ErrorText error={error} retry={() => setReload((n) => n + 1)} />
+      {servers === null && !error ? <Loading what="Loading servers" /> : null}
+      {servers !== null && shown.length === 0 ? (
+        <Empty>{onlyDiscovered ? 'No discovered server is waiting for an owner.' : 'No servers.'}</Empty>
+      ) : null}
+      {shown.length > 0 ? (
+        <div class="table-wrap">
+          <table class="list">
+            <thead>
+              <tr>
+                <th scope="col">Server</th>
+                <th scope="col">Last seen</th>
+                <th scope="col">Owner</th>
+              </tr>
+            </thead>
+            <tbody>
+              {shown.map((s) => (
+                <tr key={s.id} data-server={s.id}>
+                  <td>
+                    <a href={`/servers/${encodeURIComponent(s.id)}`}>{s.name}</a>
+                    <div class="sub">
+                      <code>{s.id}</code>
+                    </div>
+                  </td>
+                  <td>{s.lastSeenAt ? formatAgo(s.lastSeenAt) : 'never'}</td>
+                  <td>
+                    <Assign server={s} owners={owners} onDone={replace} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+      <NewServer onCreated={() => setReload((n) => n + 1)} />
+    </section>
+  );
+}
+
+function NewServer({ onCreated }: { onCreated: () => void }) {
+  const [name, setName] = useState('');
+  const [id, setId] = useState('');
+  const [hostname, setHostname] = useState('');
+  const [tags, setTags] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [created, setCreated] = useState<Server | null>(null);
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setError(null);
+    try {
+      const body: { name: string; id?: string; hostname?: string; tags?: string[] } = { name: name.trim() };
+      if (id.trim()) body.id = id.trim();
+      if (hostname.trim()) body.hostname = hostname.trim();
+      const t = tags
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean);
+      if (t.length) body.tags = t;
+      const s = await api.createServer(body);
+      setCreated(s);
+      setName('');
+      setId('');
+      setHostname('');
+      setTags('');
+      onCreated();
+      void fleet.load();
+    } catch (err) {
+      setError(errorText(err));
+    }
+  };
+  return (
+    <details class="add">
+      <summary>Register a server yourself</summary>
+      <form class="filters" onSubmit={(e) => void submit(e)}>
+        <label>
+          Name
+          <input required value={name} onInput={(e) => setName(e.currentTarget.value)} />
+        </label>
+        <label>
+          Id (its collector's <code>FLICK_SERVER_ID</code>; empty: a new UUID)
+          <input value={id} pattern="[A-Za-z0-9_\-]{1,64}" onInput={(e) => setId(e.currentTarget.value)} />
+        </label>
+        <label>
+          Host name
+          <input value={hostname} onInput={(e) => setHostname(e.currentTarget.value)} />
+        </label>
+        <label>
+          Tags (comma-separated)
+          <input value={tags} onInput={(e) => setTags(e.currentTarget.value)} />
+        </label>
+        <button type="submit">Register</button>
+      </form>
+      <ErrorText error={error} />
+      {created ? (
+        <p class="notice" role="status">
+          Registered {created.name}: start its collector with <code>FLICK_SERVER_ID={created.id}</code>.
+        </p>
+      ) : null}
+    </details>
+  );
+}
+
+function Channels() {
+  const [channels, setChannels] = useState<Channel[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [reload, setReload] = useState(0);
+  const [name, setName] = useState('');
+  const [url, setUrl] = useState('');
+  const [secret, setSecret] = useState('');
+  const [header, setHeader] = useState('');
+  const [formError, setFormError] = useState<string | null>(null);
+
+  useEffect(() => {
+    api
+      .channels()
+      .then((c) => {
+        setChannels(c);
+        setError(null);
+      })
+      .catch((err) => setError(errorText(err)));
+  }, [reload]);
+
+  const add = async (event: Event) => {
+    event.preventDefault();
+    setFormError(null);
+    const headers: Record<string, string> = {};
+    if (header.trim()) {
+      const at = header.indexOf(':');
+      if (at <= 0) {
+        setFormError('Write the header as "Name: value", for example "Authorization: Bearer …".');
+        return;
+      }
+      headers[header.slice(0, at).trim()] = header.slice(at + 1).trim();
+    }
+    try {
+      await api.createChannel({ name: name.trim(), url: url.trim(), signingSecret: secret || null, headers });
+      setName('');
+      setUrl('');
+      setSecret('');
+      setHeader('');
+      setReload((n) => n + 1);
+    } catch (err) {
+      setFormError(errorText(err));
+    }
+  };
+
+  const remove = async (c: Channel) => {
+    if (!confirm(`Delete the channel “${c.name}”? Alerts will no longer be sent to ${c.url}.`)) return;
+    try {
+      await api.deleteChannel(c.id);
+      setReload((n) => n + 1);
+    } catch (err) {
+      setError(errorText(err));
+    }
+  };
+
+  return (
+    <section class="panel" aria-labelledby="admin-channels">
+      <h2 id="admin-channels">Notification channels</h2>
+      <p class="muted">Every alert transition is POSTed to each channel as JSON, signed when a secret is set.</p>
+      <ErrorText error={error} retry={() => setReload((n) => n + 1)} />
+      {channels === null && !error ? <Loading what="Loading channels" /> : null}
+      {channels !== null && channels.length === 0 ? <Empty>No channel yet: alerts are only shown here.</Empty> : null}
+      {channels && channels.length > 0 ? (
+        <div class="table-wrap">
+          <table class="list">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">URL</th>
+                <th scope="col">Signed</th>
+                <th scope="col">Headers</th>
+                <th scope="col">Created</th>
+                <th scope="col">
+                  <span class="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {channels.map((c) => (
+                <tr key={c.id}>
+                  <td>{c.name}</td>
+                  <td class="message">{c.url}</td>
+                  <td>{c.signed ? 'yes' : 'no'}</td>
+                  <td>{c.headerNames.join(', ') || '–'}</td>
+                  <td>{formatDateTime(c.createdAt)}</td>
+                  <td>
+                    <button type="button" class="small danger" onClick={() => void remove(c)}>
+                      Delete
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+      <form class="filters" onSubmit={(e) => void add(e)}>
+        <label>
+          Name
+          <input required value={name} onInput={(e) => setName(e.currentTarget.value)} />
+        </label>
+        <label>
+          Webhook URL
+          <input type="url" required placeholder="https://…" value={url} onInput={(e) => setUrl(e.currentTarget.value)} />
+        </label>
+        <label>
+          Signing secret (optional)
+          <input type="password" autocomplete="off" value={secret} onInput={(e) => setSecret(e.currentTarget.value)} />
+        </label>
+        <label>
+          Extra header (optional)
+          <input placeholder="Authorization: Bearer …" value={header} onInput={(e) => setHeader(e.currentTarget.value)} />
+        </label>
+        <button type="submit">Add channel</button>
+      </form>
+      <ErrorText error={formError} />
+    </section>
+  );
+}
+
+export function AdminPage() {
+  return (
+    <section class="page" aria-labelledby="admin-title">
+      <div class="page-head">
+        <h1 id="admin-title">Admin</h1>
+      </div>
+      <Servers />
+      <Channels />
+    </section>
+  );
+}

@@ -1,0 +1,207 @@
+// The shapes of the REST API and the live WebSocket (see /api/v1/openapi.json and README.md).
+
+export type Role = 'admin' | 'user';
+export type ServerStatus = 'online' | 'offline' | 'unknown';
+export type Severity = 'warning' | 'critical';
+export type AlertState = 'firing' | 'resolved';
+
+export interface User {
+  id: string;
+  email: string;
+  role: Role;
+  createdAt: string;
+}
+
+export interface Session {
+  accessToken: string;
+  tokenType: string;
+  expiresIn: number;
+  refreshToken: string;
+  user: User;
+}
+
+export interface Server {
+  id: string;
+  name: string;
+  hostname?: string | null;
+  tags: string[];
+  status: ServerStatus;
+  ownerId?: string | null;
+  lastSeenAt?: string | null;
+  createdAt: string;
+  updatedAt: string;
+  hasCredentials: boolean;
+}
+
+export interface LatestSample {
+  timestamp: string;
+  cpuUsage: number;
+  memoryUsage: number;
+  diskUsage: number;
+  networkUsage: number;
+  cpuCores?: number[] | null;
+  memoryTotal?: number | null;
+  memoryUsed?: number | null;
+  swapTotal?: number | null;
+  swapUsed?: number | null;
+  load1?: number | null;
+  load5?: number | null;
+  load15?: number | null;
+  uptimeSecs?: number | null;
+  processes?: number | null;
+  networkRx?: number | null;
+  networkTx?: number | null;
+  diskRead?: number | null;
+  diskWrite?: number | null;
+  mounts?: unknown;
+  interfaces?: unknown;
+}
+
+export interface ServerDetail extends Server {
+  latest?: LatestSample | null;
+}
+
+export interface MountUsage {
+  mountPoint: string;
+  device?: string;
+  fileSystem?: string;
+  totalBytes: number;
+  usedBytes: number;
+}
+
+export interface InterfaceRates {
+  name: string;
+  rxBytesPerSec: number;
+  txBytesPerSec: number;
+}
+
+/** The `data` of a `resource_metrics` frame. */
+export interface MetricSample {
+  v: number;
+  serverId: string;
+  timestamp: string;
+  cpuUsage: number;
+  memoryUsage: number;
+  diskUsage: number;
+  networkUsage: number;
+  hostname?: string;
+  cpuCores?: number[];
+  memory?: { totalBytes: number; usedBytes: number; availableBytes: number };
+  swap?: { totalBytes: number; usedBytes: number };
+  loadAverage?: { one: number; five: number; fifteen: number };
+  uptimeSecs?: number;
+  processCount?: number;
+  mounts?: MountUsage[];
+  diskIo?: { readBytesPerSec: number; writeBytesPerSec: number };
+  network?: { rxBytesPerSec: number; txBytesPerSec: number };
+  interfaces?: InterfaceRates[];
+}
+
+/** The `data` of an `alert` frame. */
+export interface AlertEvent {
+  v: number;
+  id: string;
+  alertId: string;
+  serverId: string;
+  metric: string;
+  severity: Severity;
+  state: AlertState;
+  value?: number | null;
+  threshold?: number | null;
+  startedAt: string;
+  at: string;
+  message?: string | null;
+}
+
+export interface Alert {
+  id: string;
+  serverId: string;
+  serverName?: string | null;
+  metric: string;
+  severity: Severity;
+  state: AlertState;
+  value?: number | null;
+  threshold?: number | null;
+  startedAt: string;
+  resolvedAt?: string | null;
+  acknowledgedAt?: string | null;
+  acknowledgedBy?: string | null;
+  message?: string | null;
+}
+
+export interface LogEntry {
+  id: string;
+  serverId: string;
+  timestamp: string;
+  level: string;
+  message: string;
+  source?: string | null;
+  fields?: Record<string, unknown> | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor?: string | null;
+}
+
+export interface Stat {
+  avg?: number | null;
+  min?: number | null;
+  max?: number | null;
+}
+
+export interface HistoryPoint {
+  t: string;
+  samples: number;
+  cpu: Stat;
+  memory: Stat;
+  disk: Stat;
+  network: Stat;
+  networkRx?: number | null;
+  networkTx?: number | null;
+  load1?: number | null;
+}
+
+export interface History {
+  serverId: string;
+  from: string;
+  to: string;
+  bucketSecs: number;
+  source: string;
+  points: HistoryPoint[];
+}
+
+export type RuleMetric = 'cpu' | 'memory' | 'disk' | 'offline';
+
+export interface Rule {
+  warning?: number | null;
+  critical?: number | null;
+  forSecs: number;
+  margin: number;
+  enabled: boolean;
+  source: 'default' | 'server';
+}
+
+export interface Thresholds {
+  serverId: string;
+  rules: Partial<Record<RuleMetric, Rule>>;
+}
+
+export interface RuleChange {
+  warning?: number | null;
+  critical?: number | null;
+  forSecs?: number | null;
+  margin?: number | null;
+  enabled?: boolean | null;
+}
+
+export interface Channel {
+  id: string;
+  name: string;
+  kind: string;
+  url: string;
+  enabled: boolean;
+  headerNames: string[];
+  signed: boolean;
+  createdAt: string;
+}
