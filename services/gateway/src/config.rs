@@ -72,6 +72,9 @@ pub struct GatewaySettings {
     /// WebSocket: how often a connection re-checks which of its servers the user may still see
     /// (a server deleted or given to another owner stops streaming within this time).
     pub ws_recheck_secs: u64,
+    /// The built web dashboard (`npm run build` in `services/gateway/web`). Unset: that
+    /// `web/dist` of the source tree when it exists, else `/usr/share/flick/web`.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for GatewaySettings {
@@ -101,6 +104,7 @@ impl Default for GatewaySettings {
             ws_send_timeout_ms: 10_000,
             ws_ping_secs: 20,
             ws_recheck_secs: 30,
+            web_dir: None,
         }
     }
 }
@@ -234,6 +238,12 @@ impl Validate for Config {
         })?;
         check("gateway.ws_recheck_secs", g.ws_recheck_secs >= 1, || {
             "must be at least 1".into()
-        })
+        })?;
+        match &g.web_dir {
+            Some(dir) => check("gateway.web_dir", dir.is_dir(), || {
+                format!("{} is not a directory", dir.display())
+            }),
+            None => Ok(()),
+        }
     }
 }

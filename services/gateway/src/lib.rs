@@ -10,6 +10,7 @@ mod http;
 mod limits;
 pub mod live;
 pub mod state;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -46,8 +47,11 @@ pub fn app(state: AppState) -> Router {
     let (routes, document) = api::routes();
     let _ = OPENAPI.set(document);
     let settings = state.settings.clone();
+    let web_dir = web::resolve_dir(settings.web_dir.as_deref());
     let mut app = routes
-        .fallback(http::not_found)
+        // Not an API route: the dashboard's files and client-side routes (the API's JSON 404
+        // for `/api/…` and for anything the dashboard does not serve).
+        .fallback_service(web::service(web_dir))
         .method_not_allowed_fallback(http::method_not_allowed)
         // Bodies are only read through extractors, which this limit bounds (and `ApiJson` turns
         // into a JSON 413).
