@@ -38,6 +38,9 @@ pub struct CollectorSettings {
     /// A file rewritten with the time of every sample, read by `flick-collector healthcheck`
     /// (the collector has no HTTP listener: it stays small). Unset: no file.
     pub heartbeat_path: Option<String>,
+    /// Where the host's root filesystem is mounted when the collector runs in a container
+    /// (`/host`): only mounts under it are reported, under the host's own names.
+    pub host_root: Option<String>,
 }
 
 impl Default for CollectorSettings {
@@ -51,6 +54,7 @@ impl Default for CollectorSettings {
             max_in_flight: 256,
             shutdown_flush_ms: 5_000,
             heartbeat_path: None,
+            host_root: None,
         }
     }
 }

@@ -56,7 +56,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     ensure_streams(&js, &subjects, &config.streams, &[StreamKind::Metrics]).await?;
     publish_status(&client, &subjects, &server_id, StatusState::Starting).await;
 
-    let mut sampler = Sampler::new(server_id.clone(), hostname).context("start sampling")?;
+    let mut sampler = Sampler::new(server_id.clone(), hostname, settings.host_root.clone())
+        .context("start sampling")?;
     let mut publisher = Publisher::new(js, settings.buffer_capacity(), settings.max_in_flight);
     let interval = Duration::from_millis(settings.interval_ms);
     let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);

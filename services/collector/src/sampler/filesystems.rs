@@ -36,6 +36,28 @@ pub struct Mount {
     pub available_bytes: u64,
 }
 
+/// The mounts of a host whose root filesystem is mounted at `root` (a container monitoring its
+/// host): only those under `root`, named as the host names them (`/host/boot` is `/boot`). The
+/// container's own layers and bind mounts are not the host's disks.
+pub fn under_root(mounts: Vec<Mount>, root: &str) -> Vec<Mount> {
+    let root = root.trim_end_matches('/');
+    mounts
+        .into_iter()
+        .filter_map(|mut mount| {
+            let rest = mount.mount_point.strip_prefix(root)?;
+            if !rest.is_empty() && !rest.starts_with('/') {
+                return None;
+            }
+            mount.mount_point = if rest.is_empty() {
+                "/".to_owned()
+            } else {
+                rest.to_owned()
+            };
+            Some(mount)
+        })
+        .collect()
+}
+
 /// Real filesystems only, one entry per device (bind mounts of the same device collapse into the
 /// shortest mount point), sorted by mount point.
 pub fn real_filesystems(mounts: impl IntoIterator<Item = Mount>) -> Vec<MountUsage> {
@@ -76,6 +98,22 @@ pub fn fullest_percent(mounts: &[MountUsage]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn under_a_host_root_only_the_hosts_mounts_count_under_their_own_names() {
+        let mounts = vec![
+            mount("overlay", "/", "overlay", 100, 50),
+            mount("/dev/sda1", "/etc/hosts", "ext4", 100, 50),
+            mount("/dev/sda1", "/host", "ext4", 100, 50),
+            mount("/dev/sda2", "/host/boot", "vfat", 10, 5),
+            mount("/dev/sdb1", "/hostdata", "ext4", 10, 5),
+        ];
+        let points: Vec<String> = under_root(mounts, "/host/")
+            .into_iter()
+            .map(|m| m.mount_point)
+            .collect();
+        assert_eq!(points, ["/", "/boot"]);
+    }
 
     fn mount(device: &str, point: &str, fs: &str, total: u64, available: u64) -> Mount {
         Mount {

@@ -34,6 +34,8 @@ pub struct Sampler {
     disk_io: CounterRates,
     interfaces: CounterRates,
     last_reading: Instant,
+    /// The host's root when sampling a host from a container (`collector.host_root`).
+    host_root: Option<String>,
 }
 
 impl std::fmt::Debug for Sampler {
@@ -51,7 +53,11 @@ fn disk_refresh() -> DiskRefreshKind {
 impl Sampler {
     /// Takes a first reading, so the first [`Sampler::sample`] (one interval later) already has
     /// CPU usage and rates to report.
-    pub fn new(server_id: ServerId, hostname: String) -> Result<Self, SamplerError> {
+    pub fn new(
+        server_id: ServerId,
+        hostname: String,
+        host_root: Option<String>,
+    ) -> Result<Self, SamplerError> {
         let mut system = System::new().map_err(|err| SamplerError(err.to_string()))?;
         system.refresh_cpu_specifics(CpuRefreshKind::nothing().with_usage());
         system.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram().with_swap());
@@ -68,6 +74,7 @@ impl Sampler {
             disk_io: CounterRates::default(),
             interfaces: CounterRates::default(),
             last_reading: Instant::now(),
+            host_root,
         };
         sampler.read_counters();
         Ok(sampler)
@@ -130,13 +137,20 @@ impl Sampler {
         self.networks.refresh(true);
         let (disk_io, interfaces) = self.read_counters();
 
-        let mounts = real_filesystems((&self.disks).into_iter().map(|disk| Mount {
-            device: disk.name().to_string_lossy().into_owned(),
-            mount_point: disk.mount_point().to_string_lossy().into_owned(),
-            file_system: disk.file_system().to_string_lossy().into_owned(),
-            total_bytes: disk.total_space(),
-            available_bytes: disk.available_space(),
-        }));
+        let mut mounts: Vec<Mount> = (&self.disks)
+            .into_iter()
+            .map(|disk| Mount {
+                device: disk.name().to_string_lossy().into_owned(),
+                mount_point: disk.mount_point().to_string_lossy().into_owned(),
+                file_system: disk.file_system().to_string_lossy().into_owned(),
+                total_bytes: disk.total_space(),
+                available_bytes: disk.available_space(),
+            })
+            .collect();
+        if let Some(root) = &self.host_root {
+            mounts = filesystems::under_root(mounts, root);
+        }
+        let mounts = real_filesystems(mounts);
 
         let total = self.system.total_memory();
         let available = self.system.available_memory();
