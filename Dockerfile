@@ -2,6 +2,7 @@
 #
 #   docker build --target persister -t flick/persister .
 #
+# The gateway and flick images carry the web dashboard, built in a Node stage.
 # Targets: collector, persister, alerter, gateway, and flick (the all-in-one `flick all`, also
 # what a build without --target gives). compose.yaml builds the four services from here.
 #
@@ -55,6 +56,14 @@ RUN find shared services -name '*.rs' -not -path '*/node_modules/*' -exec touch 
            objcopy --compress-debug-sections=zlib "target/release/$binary" "/out/$binary"; \
        done
 
+# --- web: the dashboard, built once for the gateway and the all-in-one images ------------------
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY services/gateway/web/package.json services/gateway/web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY services/gateway/web/ ./
+RUN npm run build
+
 # --- runtime: what every service image shares --------------------------------------------------
 FROM debian:bookworm-slim AS runtime
 # ca-certificates: the alerter's webhooks (and TLS to NATS or PostgreSQL, when configured) check
@@ -96,6 +105,8 @@ ENTRYPOINT ["flick-alerter"]
 
 FROM runtime AS gateway
 COPY --from=builder /out/flick-gateway /usr/local/bin/
+# Where the gateway looks for the dashboard when gateway.web_dir is unset.
+COPY --from=web /web/dist /usr/share/flick/web
 LABEL org.opencontainers.image.title="flick-gateway"
 EXPOSE 8080
 ENTRYPOINT ["flick-gateway"]
@@ -104,6 +115,7 @@ ENTRYPOINT ["flick-gateway"]
 # development secrets it generates in its working directory, /var/lib/flick.
 FROM runtime AS flick
 COPY --from=builder /out/flick /usr/local/bin/
+COPY --from=web /web/dist /usr/share/flick/web
 LABEL org.opencontainers.image.title="flick"
 EXPOSE 8080
 ENTRYPOINT ["flick"]
