@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { lowerBound, SeriesBuffer, Sparkline } from '../src/lib/series';
+import { envelope, lowerBound, SeriesBuffer, Sparkline } from '../src/lib/series';
 
 describe('SeriesBuffer', () => {
   it('appends samples in order and shares its arrays with the chart', () => {
@@ -114,5 +114,49 @@ describe('Sparkline', () => {
     expect(s.ys.at(-1)).toBe(5);
     s.push(10, 1);
     expect(s.xs.length).toBe(301);
+  });
+});
+
+describe('Sparkline.prepend', () => {
+  it('puts history before the live points, within the window, without overlap', () => {
+    const s = new Sparkline(10);
+    s.push(100, 50);
+    s.push(101, 51);
+    s.prepend([85, 92, 95, 99, 100, 101].map((t) => ({ t, v: t - 50 })));
+    expect(s.xs).toEqual([92, 95, 99, 100, 101]);
+    expect(s.ys).toEqual([42, 45, 49, 50, 51]);
+  });
+  it('fills an empty sparkline', () => {
+    const s = new Sparkline(300);
+    s.prepend([{ t: 2, v: 1 }, { t: 1, v: 0 }]);
+    expect(s.xs).toEqual([1, 2]);
+  });
+});
+
+describe('envelope', () => {
+  it('keeps the minimum and maximum of every column per bucket', () => {
+    const xs = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+    const a = [5, 1, 9, 4, 4, 3, 8, 2, 7, 6];
+    const b = [0, 0, 0, 0, 10, 0, 0, 0, 0, 0];
+    const [ex, ea, eb] = envelope([xs, a, b], 0, 5);
+    expect(ex).toEqual([0, 2.5, 5, 7.5]);
+    expect(ea).toEqual([1, 9, 2, 8]);
+    expect(eb).toEqual([0, 10, 0, 0]);
+  });
+  it('copies small buckets, starts one point before the window, and keeps silences', () => {
+    const xs = [0, 1, 10, 11, 12, 13, 20, 21];
+    const v = [1, 2, 3, null, null, 4, 5, 6];
+    const w = [1, 2, 3, null, null, 4, 5, 6];
+    const [ex, ev] = envelope([xs, v, w], 1, 10);
+    // bucket 0: [1] (the point before `from` … and `from` itself), bucket 1: 3..4 with a gap row, bucket 2: 2 points.
+    expect(ex).toEqual([0, 1, 10, 15, 17.5, 20, 21]);
+    expect(ev).toEqual([1, 2, 3, 4, null, 5, 6]);
+  });
+  it('shrinks an hour of seconds to two rows per bucket', () => {
+    const b = new SeriesBuffer({ windowSecs: 3_600 });
+    for (let t = 0; t < 3_600; t++) b.push(t, { a: Math.sin(t), b: t % 7 });
+    const [ex, ea] = envelope(b.data(), 0, 6);
+    expect(ex.length).toBe(1_200);
+    expect(Math.max(...(ea as number[]))).toBeCloseTo(Math.max(...(b.column('a') as number[])));
   });
 });

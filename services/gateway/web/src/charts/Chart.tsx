@@ -6,6 +6,7 @@ import 'uplot/dist/uPlot.min.css';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { formatLoad, formatPercent, formatRate } from '../lib/format';
 import { schedule } from '../lib/frame';
+import { type Aligned, envelope, lowerBound } from '../lib/series';
 import type { ChartFeed } from './feed';
 import { alpha, onThemeChange, palette } from './theme';
 
@@ -73,7 +74,7 @@ function makeOptions(props: ChartProps, width: number, overlay: { current: Overl
     ...feed.series.map((s) => ({
       label: s.label ?? s.key,
       stroke: s.edge ? 'transparent' : (s.color ?? p.series[0]!),
-      width: s.edge ? 0 : (s.width ?? 1.5),
+      width: s.edge ? 0 : (s.width ?? 1),
       ...(s.dash ? { dash: s.dash } : {}),
       points: { show: false },
       value: (_u: uPlot, v: number | null) => formatValue(unit, v),
@@ -117,6 +118,26 @@ function xRange(x: ChartProps['x']): Partial<uPlot.Scale> {
     };
   }
   return { range: () => [x.from, x.to] };
+}
+
+/**
+ * What the chart is given: the data as it is, or, when a live window holds more than two points
+ * per pixel (an hour of seconds across 600 px), its min/max envelope per pixel-wide bucket, which
+ * draws the same but costs a fraction.
+ */
+export function visibleData(data: Aligned, x: ChartProps['x'], widthPx: number): Aligned {
+  if (!x || !('window' in x) || widthPx <= 0) return data;
+  const xs = data[0];
+  const last = xs[xs.length - 1];
+  if (last === undefined) return data;
+  const from = last - x.window;
+  const shown = xs.length - lowerBound(xs, from);
+  if (shown <= 2 * widthPx) return data;
+  // Charts with many series (a core each) get wider buckets: about as many points in all.
+  const series = data.length - 1;
+  const pixels = Math.max(1, Math.ceil(series / 8));
+  const bucket = Math.max(2, Math.ceil((x.window / widthPx) * pixels));
+  return envelope(data, from, bucket);
 }
 
 interface Overlay {
@@ -189,17 +210,45 @@ export function Chart(props: ChartProps) {
     };
     const draw = () => {
       stale = false;
+      drawnAt = performance.now();
       if (builtFor !== feed.seriesVersion || !plot.current) build();
-      else plot.current.setData(feed.data as uPlot.AlignedData);
+      else {
+        const u = plot.current;
+        const data = visibleData(feed.data, props.x, u.bbox.width / devicePixelRatio);
+        // Drawn now (not in uPlot's microtask), so the frame's timing includes the drawing.
+        u.batch(() => u.setData(data as uPlot.AlignedData));
+      }
       host.dataset['points'] = String(feed.points);
       setEmpty(feed.points === 0);
+    };
+    // A chart whose pixel stands for several seconds (an hour across 600 px: 6 s) gains nothing
+    // from a redraw every second: it redraws when the newest point has moved about a pixel.
+    let drawnAt = 0;
+    let later: ReturnType<typeof setTimeout> | undefined;
+    const minInterval = () => {
+      const x = props.x;
+      if (!x || !('window' in x) || !plot.current) return 0;
+      const secsPerPixel = x.window / Math.max(1, plot.current.bbox.width / devicePixelRatio);
+      // (One redraw per pixel the newest point moves; at most every 5 s.)
+      return secsPerPixel <= 1 ? 0 : Math.min(5_000, secsPerPixel * 1_000);
     };
     const changed = () => {
       if (!visible) {
         stale = true;
         return;
       }
-      schedule(owner, draw);
+      const wait = drawnAt + minInterval() - performance.now();
+      if (wait > 16) {
+        if (later === undefined) {
+          later = setTimeout(() => {
+            later = undefined;
+            if (visible) schedule(owner, draw, `chart:${props.id}`);
+            else stale = true;
+          }, wait);
+        }
+        return;
+      }
+      schedule(owner, draw, `chart:${props.id}`);
     };
     draw();
     const stopFeed = feed.subscribe(changed);
@@ -213,10 +262,11 @@ export function Chart(props: ChartProps) {
     resize.observe(host);
     const seen = new IntersectionObserver((entries) => {
       visible = entries.some((e) => e.isIntersecting);
-      if (visible && stale) schedule(owner, draw);
+      if (visible && stale) schedule(owner, draw, `chart:${props.id}`);
     });
     seen.observe(host);
     return () => {
+      clearTimeout(later);
       stopFeed();
       stopTheme();
       resize.disconnect();

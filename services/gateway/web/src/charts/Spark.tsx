@@ -46,7 +46,9 @@ export function Spark({ spark, version, label }: { spark: Sparkline; version: nu
   }, []);
 
   useLayoutEffect(() => {
-    plot.current?.setData([spark.xs, spark.ys]);
+    const u = plot.current;
+    u?.batch(() => u.setData([spark.xs, spark.ys]));
+    if (box.current) box.current.dataset['points'] = String(spark.xs.length);
   }, [spark, version]);
 
   return <div class="spark" ref={box} role="img" aria-label={label} />;

@@ -2,6 +2,7 @@
 
 import { useState } from 'preact/hooks';
 import { api, errorText } from '../api';
+import { ApiError } from '../http';
 import { METRIC_NAMES } from '../lib/alerts';
 import { DASH, formatAgo, formatPercent, formatWhen } from '../lib/format';
 import type { Alert } from '../types';
@@ -23,7 +24,16 @@ export function AlertTable({
     setBusy(alert.id);
     setError(null);
     try {
-      onChange(await api.acknowledge(alert.id));
+      // An alert seen live may not be stored yet (the persister writes every few seconds).
+      for (let attempt = 0; ; attempt++) {
+        try {
+          onChange(await api.acknowledge(alert.id));
+          break;
+        } catch (err) {
+          if (!(err instanceof ApiError) || err.status !== 404 || attempt >= 5) throw err;
+          await new Promise((r) => setTimeout(r, 2_000));
+        }
+      }
     } catch (err) {
       setError(errorText(err));
     } finally {

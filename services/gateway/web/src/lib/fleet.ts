@@ -61,14 +61,26 @@ function metric(row: FleetRow, key: SortKey): number | null {
 
 const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
 
+/** Each row's place in name order, computed once per list (a collator is too slow per compare). */
+const nameRanks = new WeakMap<FleetRow, { server: Server; rank: number }>();
+
+function rankNames(rows: readonly FleetRow[]): void {
+  const stale = rows.some((r) => nameRanks.get(r)?.server !== r.server);
+  if (!stale) return;
+  const sorted = [...rows].sort(
+    (a, b) => collator.compare(a.server.name, b.server.name) || (a.server.id < b.server.id ? -1 : a.server.id > b.server.id ? 1 : 0),
+  );
+  sorted.forEach((r, i) => nameRanks.set(r, { server: r.server, rank: i }));
+}
+
 /**
  * Sorts in place by `key`; servers without a value go last whichever the direction, and ties
  * fall back to the name so rows do not swap places between updates.
  */
 export function sortRows(rows: FleetRow[], key: SortKey, dir: SortDir, nowSecs: number): FleetRow[] {
   const sign = dir === 'asc' ? 1 : -1;
-  const byName = (a: FleetRow, b: FleetRow) =>
-    collator.compare(a.server.name, b.server.name) || (a.server.id < b.server.id ? -1 : a.server.id > b.server.id ? 1 : 0);
+  rankNames(rows);
+  const byName = (a: FleetRow, b: FleetRow) => nameRanks.get(a)!.rank - nameRanks.get(b)!.rank;
   let compare: (a: FleetRow, b: FleetRow) => number;
   if (key === 'name') {
     compare = (a, b) => sign * byName(a, b);

@@ -206,6 +206,18 @@ export class Sparkline {
 
   constructor(readonly windowSecs: number) {}
 
+  /** Puts older points (history) before the live ones; points the live ones cover are skipped. */
+  prepend(points: readonly { t: number; v: number }[]): void {
+    const first = this.xs.length > 0 ? this.xs[0]! : Infinity;
+    const newest = this.xs.length > 0 ? this.xs[this.xs.length - 1]! : (points.at(-1)?.t ?? 0);
+    const oldest = newest - this.windowSecs;
+    const older = points.filter((p) => p.t < first && p.t >= oldest && Number.isFinite(p.v));
+    if (older.length === 0) return;
+    older.sort((a, b) => a.t - b.t);
+    this.xs.unshift(...older.map((p) => p.t));
+    this.ys.unshift(...older.map((p) => p.v));
+  }
+
   push(t: number, v: number): void {
     const n = this.xs.length;
     if (n > 0) {
@@ -229,4 +241,61 @@ export class Sparkline {
       this.ys.splice(0, drop);
     }
   }
+}
+
+/**
+ * The min/max envelope of the points from `from` on, in buckets of `bucketSecs` aligned to
+ * absolute time: each bucket of more than two points becomes two rows (every column's minimum,
+ * then its maximum), which draws the same vertical stroke per pixel column as the full data
+ * while handing the chart a few hundred rows instead of thousands. Rows of nulls (silences) are
+ * kept, so lines still break. The point just before `from` is kept so the line enters from the
+ * left edge.
+ */
+export function envelope(data: Aligned, from: number, bucketSecs: number): Aligned {
+  const xs = data[0];
+  const cols = data.length - 1;
+  const outX: number[] = [];
+  const out: Column[] = Array.from({ length: cols }, () => []);
+  const n = xs.length;
+  let i = Math.max(0, lowerBound(xs, from) - 1);
+  const copy = (k: number) => {
+    outX.push(xs[k]!);
+    for (let c = 0; c < cols; c++) out[c]!.push(data[c + 1]![k] ?? null);
+  };
+  const mins: (number | null)[] = new Array<number | null>(cols);
+  const maxs: (number | null)[] = new Array<number | null>(cols);
+  while (i < n) {
+    const bucket = Math.floor(xs[i]! / bucketSecs);
+    let j = i;
+    let gap = -1;
+    mins.fill(null);
+    maxs.fill(null);
+    while (j < n && Math.floor(xs[j]! / bucketSecs) === bucket) {
+      let any = false;
+      for (let c = 0; c < cols; c++) {
+        const v = data[c + 1]![j];
+        if (v === null || v === undefined) continue;
+        any = true;
+        const lo = mins[c];
+        const hi = maxs[c];
+        if (lo === null || lo === undefined || v < lo) mins[c] = v;
+        if (hi === null || hi === undefined || v > hi) maxs[c] = v;
+      }
+      if (!any && gap < 0) gap = j;
+      j += 1;
+    }
+    if (j - i <= 2) {
+      for (let k = i; k < j; k++) copy(k);
+    } else {
+      const start = bucket * bucketSecs;
+      outX.push(start, start + bucketSecs / 2);
+      for (let c = 0; c < cols; c++) out[c]!.push(mins[c] ?? null, maxs[c] ?? null);
+      if (gap >= 0) {
+        outX.push(start + (bucketSecs * 3) / 4);
+        for (let c = 0; c < cols; c++) out[c]!.push(null);
+      }
+    }
+    i = j;
+  }
+  return [outX, ...out];
 }

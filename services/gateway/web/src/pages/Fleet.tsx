@@ -11,7 +11,9 @@ import { formatAgo, formatPercent, formatRate, formatUptime } from '../lib/forma
 import { schedule, setPerfLabel } from '../lib/frame';
 import { live } from '../live';
 import { setQuery, useRoute } from '../router';
-import { fleet } from '../stores/fleet';
+import { fleet, SPARK_SECS } from '../stores/fleet';
+import { api } from '../api';
+import { toSecs } from '../lib/samples';
 
 const COLUMNS: { key: SortKey; label: string; class: string }[] = [
   { key: 'name', label: 'Server', class: 'c-name' },
@@ -23,12 +25,53 @@ const COLUMNS: { key: SortKey; label: string; class: string }[] = [
   { key: 'alerts', label: 'Alerts', class: 'c-alerts' },
 ];
 
+/**
+ * At most one sample per server this often: a collector sampling faster than once a second does
+ * not flood the fleet, and a 1 Hz one passes every sample (the gateway spaces sends by the
+ * interval from the last send, so exactly 1,000 ms would drop samples that arrive a little early).
+ */
+const FLEET_INTERVAL_MS = 900;
+
+/** How often the server list itself is re-read (samples and alerts come live). */
+const LIST_REFRESH_MS = 15_000;
+
 const narrowQuery = window.matchMedia('(max-width: 720px)');
 const rowHeight = () => (narrowQuery.matches ? 84 : 46);
 
 function level(value: number | undefined, warn: number, crit: number): string {
   if (value === undefined) return '';
   return value >= crit ? ' crit' : value >= warn ? ' warn' : '';
+}
+
+/** Servers whose sparkline history was asked for (once per page load). */
+const prefilled = new Set<string>();
+const prefillQueue: FleetRow[] = [];
+let prefilling = 0;
+
+/**
+ * Sparklines on screen get the minutes before the page opened from the stored per-second
+ * history (three requests at a time); the live stream carries them on.
+ */
+function prefillSparks(rows: readonly FleetRow[]): void {
+  for (const row of rows) {
+    if (prefilled.has(row.server.id)) continue;
+    prefilled.add(row.server.id);
+    prefillQueue.push(row);
+  }
+  while (prefilling < 3 && prefillQueue.length > 0) {
+    const row = prefillQueue.shift()!;
+    prefilling += 1;
+    const to = new Date();
+    const from = new Date(to.getTime() - SPARK_SECS * 1000);
+    api
+      .history(row.server.id, from, to, '1s')
+      .then((h) => row.spark.prepend(h.points.map((p) => ({ t: toSecs(p.t), v: p.cpu.avg ?? Number.NaN }))))
+      .catch(() => undefined)
+      .finally(() => {
+        prefilling -= 1;
+        prefillSparks([]);
+      });
+  }
 }
 
 function Row({ row, index, now, tick }: { row: FleetRow; index: number; now: number; tick: number }) {
@@ -97,11 +140,23 @@ export function FleetPage() {
   useEffect(() => {
     setPerfLabel('fleet');
     void fleet.load();
-    return fleet.subscribe(() => {
+    // The live socket tells nothing of servers not yet listed (a collector seen for the first
+    // time, a server just given to this user): the list is re-read now and then, and after a
+    // reconnection.
+    const refresh = setInterval(() => {
+      if (document.visibilityState === 'visible') void fleet.load();
+    }, LIST_REFRESH_MS);
+    const stopReconnect = live.onReconnect(() => void fleet.load());
+    const stop = fleet.subscribe(() => {
       setLoaded(fleet.loaded);
       setError(fleet.error);
       setListVersion(fleet.listVersion);
     });
+    return () => {
+      clearInterval(refresh);
+      stopReconnect();
+      stop();
+    };
   }, []);
 
   // Subscribe to every listed server, those on screen first.
@@ -110,7 +165,7 @@ export function FleetPage() {
     sortRows(ids, sort.key, sort.dir, Date.now() / 1000);
     return live.watchMany(
       ids.map((r) => r.server.id),
-      1000,
+      FLEET_INTERVAL_MS,
     );
     // Re-subscribe only when the list itself changes.
     // eslint-disable-next-line react-hooks/exhaustive-deps
@@ -130,6 +185,7 @@ export function FleetPage() {
     tick.current += 1;
     render(<Rows rows={all} start={start} end={end} now={now} tick={tick.current} />, box);
     if (all.length !== shown) setShown(all.length);
+    prefillSparks(all.slice(start, end));
   };
   const drawRef = useRef(draw);
   drawRef.current = draw;
@@ -144,7 +200,7 @@ export function FleetPage() {
     const clock = setInterval(() => {
       if (fleet.version === seen && document.visibilityState !== 'visible') return;
       seen = fleet.version;
-      schedule(owner, () => drawRef.current());
+      schedule(owner, () => drawRef.current(), 'fleet');
     }, 1000);
     const view = viewport.current;
     const onScroll = () => schedule(owner, () => drawRef.current());

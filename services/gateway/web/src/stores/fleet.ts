@@ -80,14 +80,25 @@ export class FleetStore {
 
   setServers(servers: readonly Server[]): void {
     const seen = new Set<string>();
+    let changed = false;
     for (const server of servers) {
       seen.add(server.id);
       const row = this.rows.get(server.id);
-      if (row) row.server = server;
-      else this.rows.set(server.id, { server, latest: null, spark: new Sparkline(SPARK_SECS), alerts: { count: 0, severity: null } });
+      if (row) {
+        row.server = server;
+      } else {
+        this.rows.set(server.id, { server, latest: null, spark: new Sparkline(SPARK_SECS), alerts: { count: 0, severity: null } });
+        changed = true;
+      }
     }
-    for (const id of [...this.rows.keys()]) if (!seen.has(id)) this.rows.delete(id);
-    this.listVersion += 1;
+    for (const id of [...this.rows.keys()]) {
+      if (!seen.has(id)) {
+        this.rows.delete(id);
+        changed = true;
+      }
+    }
+    // Only a change of membership re-subscribes; names and tags are read at the next redraw.
+    if (changed) this.listVersion += 1;
   }
 
   async loadAlerts(): Promise<void> {
@@ -124,6 +135,8 @@ export class FleetStore {
   }
 
   onAlert(event: AlertEvent): void {
+    // An alert of a server the list does not hold yet: a new server became visible.
+    if (!this.rows.has(event.serverId)) void this.load();
     if (event.state === 'firing') this.firing.set(event.alertId, { serverId: event.serverId, severity: event.severity });
     else this.firing.delete(event.alertId);
     this.summarise();

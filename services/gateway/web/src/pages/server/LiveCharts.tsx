@@ -43,9 +43,8 @@ export const CHARTS: ChartDef[] = [
 function describe(id: ChartId) {
   return (key: string, i: number) => {
     if (id === 'network') {
-      // rx and tx of one interface share a colour; tx dashed.
-      const iface = Math.floor(i / 2);
-      return { color: seriesColor(iface), ...(key.endsWith(' tx') ? { dash: [5, 3] } : {}) };
+      // rx and tx of one interface in neighbouring colours.
+      return { color: seriesColor(i) };
     }
     if (id === 'diskio') return key === 'write' ? { color: seriesColor(2) } : { color: seriesColor(0) };
     return {};
@@ -108,10 +107,21 @@ export function LiveCharts({
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
-    (window as unknown as { flickLive?: LiveModel }).flickLive = model;
+    let newest: MetricSample | null = null;
     const stopSamples = live.onSample((s) => {
-      if (s.serverId === serverId) pushSample(model, s);
+      if (s.serverId !== serverId) return;
+      newest = s;
+      pushSample(model, s);
     });
+    // The benchmark fills the charts with an hour of samples through this.
+    const debug = (window as unknown as { flickDebug?: Record<string, unknown> }).flickDebug;
+    if (debug) {
+      debug['serverCharts'] = {
+        push: (s: MetricSample) => pushSample(model, s),
+        points: () => Object.fromEntries(CHARTS.map((c) => [c.id, model.buffers[c.id].length])),
+        newest: () => newest,
+      };
+    }
     const stopWatch = live.watch(serverId, 0);
     const now = Date.now() / 1000;
     // Prefill the headline charts with what the persister already stored.
