@@ -1,0 +1,240 @@
+// The dashboard in a real browser against the real stack: Debian's Chromium driven by
+// playwright-core (no browser is downloaded). `npm run build` first; the Rust binaries come from
+// `cargo build --bins`. Screenshots go to docs/screenshots/; logs and a failure screenshot to
+// e2e/out/.
+//
+//   npm run e2e                       CHROMIUM=/usr/bin/chromium, FLICK_BIN_DIR=target/debug
+
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { outDir, repoRoot, sleep, Stack, waitFor, webRoot } from './stack.mjs';
+
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const PASSWORD = 'a long passphrase for e2e';
+const shots = path.join(repoRoot, 'docs', 'screenshots');
+
+if (!existsSync(path.join(webRoot, 'dist', 'index.html'))) {
+  console.error('dist/ is missing: run `npm run build` first');
+  process.exit(2);
+}
+if (!existsSync(CHROMIUM)) {
+  console.error(`${CHROMIUM} is missing: apt-get install -y chromium`);
+  process.exit(2);
+}
+mkdirSync(shots, { recursive: true });
+
+const steps = [];
+let current = '';
+async function step(name, work) {
+  current = name;
+  const started = Date.now();
+  await work();
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  steps.push(`ok   ${name} (${secs} s)`);
+  console.log(`ok   ${name} (${secs} s)`);
+}
+
+function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+/** Points the live CPU chart holds (set by the chart each time it draws). */
+const cpuPoints = (page) =>
+  page.$eval('[data-chart="cpu"] .chart-plot', (el) => Number(el.dataset.points ?? 0)).catch(() => 0);
+
+const stack = new Stack({ simulate: 12, hot: 2, backfill: 1_800 });
+const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+let page;
+let failed = false;
+try {
+  await step('the stack starts (persister, alerter, gateway, collector, simulator)', () => stack.start());
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
+  page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const tokensInUrls = [];
+  page.on('request', (r) => {
+    if (/token/i.test(r.url())) tokensInUrls.push(r.url());
+  });
+  page.on('websocket', (ws) => {
+    if (/token/i.test(ws.url())) tokensInUrls.push(ws.url());
+  });
+
+  await step('a visitor is sent to sign in, and registers (the first account is admin)', async () => {
+    await page.goto(`${stack.url}/servers/${stack.localServerId}`);
+    await page.waitForURL(/\/login/);
+    await page.getByRole('link', { name: 'Create an account' }).click();
+    await page.waitForURL(/\/register/);
+    await page.fill('input[name=email]', 'ada@example.com');
+    await page.fill('input[name=password]', PASSWORD);
+    await page.getByRole('button', { name: 'Create account' }).click();
+    // Back where it was going after signing in.
+    await page.waitForURL(new RegExp(`/servers/${stack.localServerId}`));
+    await page.getByRole('link', { name: 'Admin' }).waitFor();
+  });
+
+  await step('a reload keeps the session', async () => {
+    await page.goto(`${stack.url}/`);
+    await page.reload();
+    await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+    assert(!page.url().includes('/login'), 'signed out by a reload');
+  });
+
+  await step("the local collector's server appears in the fleet, online", async () => {
+    const row = page.locator(`.frow[data-server="${stack.localServerId}"]`);
+    await row.waitFor({ timeout: 45_000 });
+    await row.locator('.status-online').waitFor({ timeout: 15_000 });
+    await page.locator('.frow[data-server] >> text=sim-0000').first().waitFor();
+  });
+
+  await step('search and sort', async () => {
+    await page.fill('input[type=search]', 'sim-0001');
+    await waitFor('the search to narrow the list', async () => (await page.locator('.fleet-rows .frow').count()) === 1, 5_000);
+    await page.fill('input[type=search]', '');
+    await page.getByRole('button', { name: /^CPU/ }).click();
+    await page.waitForURL(/sort=cpu%3Adesc|sort=cpu:desc/);
+    const first = await page.locator('.fleet-rows .frow').first().getAttribute('data-server');
+    assert(first, 'a first row');
+  });
+
+  await step('an alert appears when a simulated hot server crosses the CPU threshold', async () => {
+    await page.getByRole('link', { name: /^Alerts/ }).click();
+    await page.waitForURL(/\/alerts/);
+    const firing = page.locator('tr.al-firing', { hasText: 'CPU' }).filter({ hasText: 'critical' });
+    await firing.first().waitFor({ timeout: 60_000 });
+    await page.locator('nav .count').waitFor();
+    // Acknowledge one. (While the simulator replays its past half hour, alerts also resolve:
+    // show them all so the row stays.)
+    await page.getByLabel('State').selectOption('all');
+    await page.waitForURL(/state=all/);
+    const any = page.locator('tr[data-alert]', { hasText: 'CPU' }).filter({ hasText: /critical/ });
+    await any.first().waitFor();
+    const id = await any.first().getAttribute('data-alert');
+    const row = page.locator(`tr[data-alert="${id}"]`);
+    // It may reach the page live before the persister has stored it: the page retries.
+    await row.getByRole('button', { name: 'Acknowledge' }).click();
+    await row.getByRole('button', { name: 'Acknowledge' }).waitFor({ state: 'detached', timeout: 20_000 });
+  });
+
+  await step('the admin gives the discovered local server to themselves', async () => {
+    await page.getByRole('link', { name: 'Admin' }).click();
+    const row = page.locator(`tr[data-server="${stack.localServerId}"]`);
+    await row.waitFor();
+    const me = await page.locator('code.user-id').textContent();
+    await row.locator('input').fill(me.trim());
+    await row.getByRole('button', { name: 'Assign' }).click();
+    await row.waitFor({ state: 'detached' });
+  });
+
+  let serverUrl;
+  await step('the server page opens and its live chart gains points within seconds', async () => {
+    await page.getByRole('link', { name: 'Fleet', exact: true }).click();
+    await page.locator(`.frow[data-server="${stack.localServerId}"] a.server-link`).click();
+    await page.waitForURL(new RegExp(`/servers/${stack.localServerId}$`));
+    serverUrl = page.url();
+    await page.locator('[data-chart="cpu"]').waitFor();
+    const before = await waitFor('a first point', async () => (await cpuPoints(page)) || null, 15_000);
+    await waitFor('more points', async () => (await cpuPoints(page)) >= before + 3, 10_000);
+    await page.locator('[data-chart="cores"] .chart-plot[data-points]').waitFor();
+  });
+
+  await step('1 h switches to the stored history (average and min/max band)', async () => {
+    await page.getByRole('radio', { name: '1 h' }).click();
+    await page.waitForURL(/range=1h/);
+    await page.locator('[data-range="1h"][data-loaded="true"]').waitFor({ timeout: 15_000 });
+    const points = await page.$eval('[data-chart="h-cpu"] .chart-plot', (el) => Number(el.dataset.points ?? 0));
+    assert(points > 0, 'history has points');
+    await page.getByRole('radio', { name: 'Live' }).click();
+    await page.locator('[data-chart="cpu"]').waitFor();
+  });
+
+
+  await step('the dashboard survives a gateway restart and the live chart resumes without a reload', async () => {
+    await page.evaluate(() => {
+      window.__noReload = true;
+    });
+    const state = page.locator('.connection');
+    await page.locator('.connection[data-state="open"]').waitFor();
+    await stack.stopGateway();
+    await page.locator('.connection[data-state="waiting"], .connection[data-state="connecting"]').first().waitFor({ timeout: 15_000 });
+    const shown = (await state.textContent()) ?? '';
+    assert(/Reconnecting|Connecting/.test(shown), `the state is shown: ${shown}`);
+    const during = await cpuPoints(page);
+    await stack.startGateway();
+    await page.locator('.connection[data-state="open"]').waitFor({ timeout: 30_000 });
+    await waitFor('points after the restart', async () => (await cpuPoints(page)) >= during + 3, 20_000);
+    assert(await page.evaluate(() => window.__noReload === true), 'the page was reloaded');
+  });
+
+  await step('the server page screenshot (a hot simulated server, the last hour)', async () => {
+    await page.goto(`${stack.url}/`);
+    // The simulator first publishes half an hour of past samples, then goes live.
+    const hot = page.locator('.frow[data-server]', { hasText: 'sim-0000' });
+    await hot.locator('.status-online').waitFor({ timeout: 180_000 });
+    await hot.locator('a.server-link').click();
+    await page.getByRole('radio', { name: '1 h' }).click();
+    await page.locator('[data-range="1h"][data-loaded="true"]').waitFor({ timeout: 15_000 });
+    await page.locator('.alerts-table').waitFor();
+    await sleep(500);
+    await page.screenshot({ path: path.join(shots, 'server.png') });
+  });
+
+  await step('the fleet page screenshot (and a phone-sized view without sideways scrolling)', async () => {
+    await page.goto(`${stack.url}/`);
+    await page.locator(`.frow[data-server="${stack.localServerId}"]`).waitFor();
+    await sleep(3_000);
+    await page.screenshot({ path: path.join(shots, 'fleet.png') });
+    const phone = await context.newPage();
+    await phone.setViewportSize({ width: 390, height: 844 });
+    await phone.goto(`${stack.url}/`);
+    await phone.locator('.fleet-rows .frow').first().waitFor();
+    const wide = await phone.evaluate(() => document.documentElement.scrollWidth);
+    assert(wide <= 390, `the phone view scrolls sideways (${wide} px)`);
+    await phone.goto(serverUrl);
+    await phone.locator('[data-chart="cpu"]').waitFor();
+    const wideServer = await phone.evaluate(() => document.documentElement.scrollWidth);
+    assert(wideServer <= 390, `the phone server view scrolls sideways (${wideServer} px)`);
+    await phone.close();
+  });
+
+  await step('sign out', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(/\/login/);
+    await page.goto(`${stack.url}/alerts`);
+    await page.waitForURL(/\/login/);
+    const stored = await page.evaluate(() => localStorage.getItem('flick.session') ?? sessionStorage.getItem('flick.session'));
+    assert(stored === null, 'the tokens are gone');
+  });
+
+  await step("a second user typing the first user's server id into the URL sees \"not found\"", async () => {
+    const other = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const bob = await other.newPage();
+    await bob.goto(`${stack.url}/register`);
+    await bob.fill('input[name=email]', 'bob@example.com');
+    await bob.fill('input[name=password]', PASSWORD);
+    await bob.getByRole('button', { name: 'Create account' }).click();
+    await bob.getByRole('heading', { name: 'Fleet' }).waitFor();
+    assert((await bob.getByRole('link', { name: 'Admin' }).count()) === 0, 'bob is not an admin');
+    await bob.locator('.state.empty').waitFor();
+    await bob.goto(`${stack.url}/servers/${stack.localServerId}`);
+    await bob.getByRole('heading', { name: 'Server not found' }).waitFor();
+    assert((await bob.locator('[data-chart]').count()) === 0, 'no chart of a server bob may not see');
+    const text = await bob.locator('main').textContent();
+    assert(!text.includes(stack.localServerId), 'nothing of the server is shown');
+    await other.close();
+  });
+
+  assert(errors.length === 0, `errors in the page: ${errors.join('; ')}`);
+  assert(tokensInUrls.length === 0, `a token in a URL: ${tokensInUrls.join(', ')}`);
+} catch (err) {
+  failed = true;
+  console.error(`FAIL ${current}: ${err.message}`);
+  if (page) await page.screenshot({ path: path.join(outDir, 'failure.png'), fullPage: true }).catch(() => {});
+  console.error(`logs and a screenshot are in ${outDir}`);
+} finally {
+  await browser.close();
+  await stack.stop();
+}
+console.log(failed ? 'e2e: FAILED' : `e2e: ${steps.length} steps passed; screenshots in docs/screenshots/`);
+process.exit(failed ? 1 : 0);
