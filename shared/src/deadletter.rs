@@ -1,7 +1,10 @@
 //! Where a service sends what it cannot use: `<prefix>.deadletter.<service>`, with the reason.
 //!
 //! The refused message keeps its payload byte for byte; headers carry why it was refused and
-//! where it came from, so an operator can inspect, fix and replay it. Every refusal is counted
+//! where it came from, so an operator can inspect, fix and replay it. The reason is cut to
+//! [`MAX_DETAIL_BYTES`] (a decoding error may quote the offending value, which can be as large as
+//! the message), and a payload that no longer fits the server's `max_payload` beside the headers
+//! is cut to fit, with its original length in [`TRUNCATED_HEADER`]. Every refusal is counted
 //! (`flick_deadletter_total{service,reason}`); the log says so once per reason per minute, with
 //! the number suppressed meanwhile, so a flood of garbage cannot flood the logs.
 
@@ -18,6 +21,11 @@ use crate::Subjects;
 pub const REASON_HEADER: &str = "Flick-Deadletter-Reason";
 /// Header naming the subject the message was published on.
 pub const SUBJECT_HEADER: &str = "Flick-Original-Subject";
+/// Header present when the payload had to be cut to fit beside the headers: its original length.
+pub const TRUNCATED_HEADER: &str = "Flick-Deadletter-Truncated";
+
+/// Longest reason detail forwarded or logged.
+pub const MAX_DETAIL_BYTES: usize = 512;
 
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
@@ -50,6 +58,7 @@ impl DeadLetters {
     ) {
         metrics::counter!("flick_deadletter_total", "service" => self.service, "reason" => kind)
             .increment(1);
+        let detail: &str = &shorten(detail, MAX_DETAIL_BYTES);
         if let Some(suppressed) = self.log.allow(kind) {
             tracing::warn!(
                 service = self.service,
@@ -68,6 +77,7 @@ impl DeadLetters {
                 .as_str(),
         );
         headers.insert(SUBJECT_HEADER, original_subject);
+        let payload = fit(payload, &mut headers, self.client.max_payload());
         if let Err(err) = self
             .client
             .publish_with_headers(self.subject.clone(), headers, payload)
@@ -76,6 +86,44 @@ impl DeadLetters {
             tracing::warn!(error = %err, "Cannot publish to the dead-letter subject");
         }
     }
+}
+
+/// `text` cut to at most `max` bytes (on a character boundary), with `…` when cut.
+fn shorten(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
+}
+
+/// `payload`, cut when it and `headers` together exceed `max_payload` (the server refuses such
+/// a message); the cut is recorded in [`TRUNCATED_HEADER`].
+fn fit(payload: Bytes, headers: &mut HeaderMap, max_payload: usize) -> Bytes {
+    const ROOM_FOR_THE_TRUNCATED_HEADER: usize = 64;
+    let headers_len = headers_wire_len(headers) + ROOM_FOR_THE_TRUNCATED_HEADER;
+    if payload.len() + headers_len <= max_payload {
+        return payload;
+    }
+    headers.insert(TRUNCATED_HEADER, payload.len().to_string().as_str());
+    payload.slice(..max_payload.saturating_sub(headers_len))
+}
+
+/// The size of `headers` on the wire: `NATS/1.0\r\n`, `Name: value\r\n` each, `\r\n`.
+fn headers_wire_len(headers: &HeaderMap) -> usize {
+    let fields: usize = headers
+        .iter()
+        .map(|(name, values)| {
+            values
+                .iter()
+                .map(|value| AsRef::<[u8]>::as_ref(name).len() + value.as_str().len() + 4)
+                .sum::<usize>()
+        })
+        .sum();
+    "NATS/1.0\r\n".len() + fields + 2
 }
 
 /// Lets one log line per key through every `every`; counts what it held back.
@@ -121,6 +169,31 @@ impl RateLimitedLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_details_are_cut_on_a_character_boundary() {
+        assert_eq!(shorten("short", 10), "short");
+        assert_eq!(shorten("ééé", 3), "é…");
+        assert!(shorten(&"9".repeat(100_000), MAX_DETAIL_BYTES).len() <= MAX_DETAIL_BYTES + 3);
+    }
+
+    #[test]
+    fn a_payload_too_large_beside_its_headers_is_cut_and_marked() {
+        let mut headers = HeaderMap::new();
+        headers.insert(REASON_HEADER, "malformed_json: expected value");
+        headers.insert(SUBJECT_HEADER, "flick.metrics.web-01");
+        let small = fit(Bytes::from(vec![b'x'; 1_000]), &mut headers, 1 << 20);
+        assert_eq!(small.len(), 1_000);
+        assert!(headers.get(TRUNCATED_HEADER).is_none());
+
+        let large = fit(Bytes::from(vec![b'x'; 1 << 20]), &mut headers, 1 << 20);
+        assert!(large.len() + headers_wire_len(&headers) <= 1 << 20);
+        assert!(large.len() > (1 << 20) - 512);
+        assert_eq!(
+            headers.get(TRUNCATED_HEADER).map(|v| v.as_str()),
+            Some("1048576")
+        );
+    }
 
     #[test]
     fn logs_once_per_key_per_period_and_counts_the_rest() {

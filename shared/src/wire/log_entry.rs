@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Payload, ServerId, check_not_in_future, default_version};
+use super::{Payload, ServerId, check_no_nul, check_not_in_future, default_version};
 
 /// Longest message stored; longer ones are refused rather than silently cut.
 pub const MAX_LOG_MESSAGE_BYTES: usize = 16 * 1024;
@@ -67,7 +67,30 @@ impl Payload for LogEntry {
                 self.message.len()
             ));
         }
+        check_no_nul("message", &self.message)?;
+        if let Some(source) = &self.source {
+            check_no_nul("source", source)?;
+        }
+        if let Some(fields) = &self.fields
+            && fields
+                .iter()
+                .any(|(key, value)| key.contains('\0') || json_has_nul(value))
+        {
+            return Err("fields contain a NUL character".into());
+        }
         check_not_in_future("timestamp", self.timestamp, now)
+    }
+}
+
+/// Whether a string anywhere in `value` (key or value) holds a NUL, which `jsonb` refuses.
+fn json_has_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(json_has_nul),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || json_has_nul(value)),
+        _ => false,
     }
 }
 
@@ -93,5 +116,26 @@ mod tests {
                 .err(),
             Some("invalid")
         );
+    }
+
+    #[test]
+    fn refuses_nul_characters_postgresql_cannot_store() {
+        let base = serde_json::json!({"v": 1, "id": "6f1c1b9e-8f5a-4d47-9d7a-1b1f2e3d4c5b",
+            "serverId": "s1", "timestamp": "2024-03-09T12:00:00Z", "level": "info",
+            "message": "ok", "source": "app", "fields": {"a": [1, {"b": "fine"}]}});
+        let bytes = serde_json::to_vec(&base).expect("serialises");
+        decode::<LogEntry>(&bytes, Utc::now()).expect("a clean entry decodes");
+        for (field, value) in [
+            ("message", serde_json::json!("a\u{0}b")),
+            ("source", serde_json::json!("\u{0}")),
+            ("fields", serde_json::json!({"a": [1, {"b": "x\u{0}"}]})),
+            ("fields", serde_json::json!({"k\u{0}": 1})),
+        ] {
+            let mut json = base.clone();
+            json[field] = value;
+            let bytes = serde_json::to_vec(&json).expect("serialises");
+            let err = decode::<LogEntry>(&bytes, Utc::now()).expect_err(field);
+            assert_eq!(err.kind(), "invalid", "{field}: {err}");
+        }
     }
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Payload, ServerId, check_not_in_future, default_version};
+use super::{Payload, ServerId, check_no_nul, check_not_in_future, default_version};
 
 /// One sample. The first seven fields are the original protocol's and are required; every other
 /// field is optional detail, so a script can publish a minimal sample and an older consumer
@@ -200,6 +200,17 @@ impl Payload for MetricSample {
                 }
             }
         }
+        if let Some(hostname) = &self.hostname {
+            check_no_nul("hostname", hostname)?;
+        }
+        for mount in &self.mounts {
+            check_no_nul("mounts.mountPoint", &mount.mount_point)?;
+            check_no_nul("mounts.device", &mount.device)?;
+            check_no_nul("mounts.fileSystem", &mount.file_system)?;
+        }
+        for interface in &self.interfaces {
+            check_no_nul("interfaces.name", &interface.name)?;
+        }
         check_not_in_future("timestamp", self.timestamp, now)
     }
 }
@@ -320,8 +331,14 @@ mod tests {
     #[test]
     fn refuses_what_a_consumer_must_not_store() {
         let base = serde_json::to_value(full_sample()).expect("serialises");
-        let cases: [(&str, serde_json::Value, &str); 6] = [
+        let cases: [(&str, serde_json::Value, &str); 8] = [
             ("v", 2.into(), "unsupported_version"),
+            ("hostname", "web\u{0}01".into(), "invalid"),
+            (
+                "interfaces",
+                serde_json::json!([{"name": "eth\u{0}", "rxBytesPerSec": 1, "txBytesPerSec": 1}]),
+                "invalid",
+            ),
             ("cpuUsage", 100.5.into(), "invalid"),
             ("memoryUsage", (-1.0).into(), "invalid"),
             ("timestamp", "2024-03-09T13:00:00Z".into(), "invalid"),

@@ -77,6 +77,17 @@ fn check_not_in_future(what: &str, at: DateTime<Utc>, now: DateTime<Utc>) -> Res
     }
 }
 
+/// Refuses a string PostgreSQL cannot store: `text` and `jsonb` have no room for the NUL
+/// character, so a payload carrying one would fail its batch on every retry and stall the
+/// consumer. It is refused at decoding like any other invalid value, and dead-lettered.
+fn check_no_nul(name: &str, value: &str) -> Result<(), String> {
+    if value.contains('\0') {
+        Err(format!("{name} contains a NUL character"))
+    } else {
+        Ok(())
+    }
+}
+
 fn default_version() -> u32 {
     WIRE_VERSION
 }
