@@ -1,17 +1,20 @@
 //! Helpers for tests against the real NATS and PostgreSQL (enabled by the `testkit` feature).
 //!
 //! Each test isolates itself with its own subject prefix (hence its own stream names), and, when
-//! it needs to stop or restart NATS, its own private `nats-server` on a free port.
+//! it needs to stop or restart NATS or PostgreSQL, its own private `nats-server` or PostgreSQL
+//! cluster on a free port.
 
 mod bed;
 mod database;
 mod nats_server;
+mod postgres_server;
 mod process;
 mod receive;
 
 pub use bed::TestBed;
 pub use database::TestDb;
 pub use nats_server::NatsServer;
+pub use postgres_server::PostgresServer;
 pub use process::Process;
 pub use receive::{eventually, next_json, next_message, publish_samples, read_stream};
 

@@ -22,6 +22,11 @@ impl Process {
         self.child.id()
     }
 
+    /// Whether the process is still running (it has not exited, crashed or been killed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Sends a signal (`KILL`, `TERM`, …) if the process still runs.
     pub fn signal(&mut self, signal: &str) {
         if matches!(self.child.try_wait(), Ok(None)) {

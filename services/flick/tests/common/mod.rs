@@ -163,6 +163,11 @@ impl Stack {
 
     /// Starts `service` as its own process with [`Stack::base_env`] plus `extra`.
     pub fn spawn(&self, service: &Service, extra: &[(&str, &str)]) -> Process {
+        Process::spawn(&mut self.command(service, extra))
+    }
+
+    /// The command [`Stack::spawn`] runs, for a caller that wants to redirect its output first.
+    pub fn command(&self, service: &Service, extra: &[(&str, &str)]) -> Command {
         let mut command = Command::new(binary(service.binary()));
         if let Service::Simulator { servers, hot } = service {
             command.args([
@@ -183,7 +188,7 @@ impl Stack {
             .envs(self.base_env())
             .envs(extra.iter().copied())
             .stdin(std::process::Stdio::null());
-        Process::spawn(&mut command)
+        command
     }
 
     /// Waits until `url` answers 200 (a service's `/readyz` or `/healthz`).

@@ -1,0 +1,299 @@
+//! Fault drills: the stack as separate processes (the real binaries) under load while one part
+//! of it fails, checked the way an operator would check it: rows in PostgreSQL against the
+//! samples JetStream accepted, `/readyz`, the dead-letter subjects and the services' own
+//! Prometheus counters.
+//!
+//! Each drill loads the machine for a minute or two, so they are ignored by the normal test run;
+//! `.ci/run` runs them after it, one at a time, and each prints its figures on stderr:
+//!
+//! ```sh
+//! cargo test -p flick --test drills -- --ignored --nocapture --test-threads=1
+//! ```
+//!
+//! The services run with their default settings (storage interval 5 s, redelivery after 60 s
+//! without an acknowledgement); only the metrics stream is given room for the whole drill, so
+//! that nothing leaves it by age or size before the persister has read it.
+
+mod common;
+mod drill_kit;
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use chrono::Utc;
+
+use common::{Service, Stack};
+use drill_kit::{
+    BacklogWatch, Endpoints, Ledger, Logged, counter, delete_streams, drill_stack, host_series,
+    is_ready, opt_secs, rows, secs, stream_messages, time_until_published_since, wait_rows,
+    wait_rows_at_least,
+};
+use flick_shared::testkit::{self, NatsServer, PostgresServer, eventually};
+
+/// A 1,000-server fleet at 1 Hz: the load of the first three drills.
+const FLEET: Service = Service::Simulator {
+    servers: 1_000,
+    hot: 0,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fault drill: .ci/run runs these with --ignored"]
+async fn persister_killed_under_load_loses_and_duplicates_nothing() {
+    let stack = drill_stack(Stack::new().await);
+    let js = jetstream::new(testkit::connect().await);
+    let pool = stack.db.pool.clone();
+    let mut backend = stack.start_backend().await;
+    let endpoints = Endpoints::of(&stack);
+    let load = Logged::spawn(&stack, &FLEET, &[]);
+
+    wait_rows_at_least(&pool, 10_000, Duration::from_secs(60)).await;
+    let status = backend.persister.kill();
+    assert!(!status.success(), "the persister was killed: {status}");
+    let rows_at_kill = rows(&pool).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+
+    backend.persister = stack.spawn(&Service::Persister, &[]);
+    let restart = BacklogWatch::start(&pool);
+    let ready = drill_kit::time_until_ready(
+        &endpoints.persister,
+        Instant::now(),
+        Duration::from_secs(60),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+
+    let simulator = load.stop().await.published();
+    let load_stopped = Instant::now();
+    let published = stream_messages(&js, &stack.subjects).await;
+    let all_stored = wait_rows(&pool, published, Duration::from_secs(150)).await;
+    let ledger = Ledger::take(&js, &stack.subjects, &pool).await;
+    let backlog = ledger.published_until(restart.cutoff());
+    let rewritten = counter(&endpoints.persister, "flick_persister_duplicates_total", "")
+        .await
+        .unwrap_or(0);
+
+    eprintln!(
+        "\n[drill] persister SIGKILLed under a 1,000-server load, restarted 10 s later\n\
+         \x20 rows when killed            {rows_at_kill}\n\
+         \x20 samples published           {} (stream) / {simulator} (simulator)\n\
+         \x20 rows                        {}\n\
+         \x20 lost                        {}\n\
+         \x20 duplicated                  {}\n\
+         \x20 ready after the restart     {}\n\
+         \x20 redelivered, already stored {rewritten} (written again as no-ops)\n\
+         \x20 the {backlog} samples taken before the restart stored {} after it \
+         (what the killed persister held unacknowledged is redelivered after ack_wait, 60 s)\n\
+         \x20 everything stored           {} after the restart, {} after the load stopped",
+        ledger.stream_valid,
+        ledger.rows,
+        ledger.lost,
+        ledger.duplicated(),
+        opt_secs(ready),
+        opt_secs(restart.stored_after(backlog)),
+        opt_secs(all_stored.map(|at| at.duration_since(restart.started()))),
+        opt_secs(all_stored.map(|at| at.duration_since(load_stopped))),
+    );
+    ledger.assert_exact(simulator);
+    drop(backend);
+    delete_streams(&js, &stack.subjects).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fault drill: .ci/run runs these with --ignored"]
+async fn nats_restarted_under_load_every_service_reconnects_and_nothing_is_lost() {
+    let mut nats = NatsServer::start();
+    let stack = drill_stack(Stack::on_nats(nats.url()).await);
+    let client = async_nats::ConnectOptions::new()
+        .max_reconnects(None)
+        .connect(nats.url())
+        .await
+        .expect("connect to the private NATS");
+    let js = jetstream::new(client);
+    let pool = stack.db.pool.clone();
+    let _backend = stack.start_backend().await;
+    let endpoints = Endpoints::of(&stack);
+    let host = "drill-host";
+    let collector = Logged::spawn(&stack, &Service::Collector, &[("FLICK_SERVER_ID", host)]);
+    let load = Logged::spawn(&stack, &FLEET, &[]);
+    wait_rows_at_least(&pool, 5_000, Duration::from_secs(60)).await;
+
+    nats.kill();
+    let outage_from = Utc::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let during_outage = endpoints.readiness().await;
+    tokio::task::block_in_place(|| nats.restart());
+    let restarted = Instant::now();
+    let outage_to = Utc::now();
+
+    let within = Duration::from_secs(60);
+    let sim_subject = stack
+        .subjects
+        .metrics(&flick_collector::simulate::server_id(999));
+    let host_subject = format!("{}.metrics.{host}", stack.subjects.prefix());
+    let (services_back, collector_back, simulator_back) = tokio::join!(
+        endpoints.time_until_ready(restarted, within),
+        time_until_published_since(&js, &stack.subjects, &host_subject, outage_to, within),
+        time_until_published_since(&js, &stack.subjects, &sim_subject, outage_to, within),
+    );
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(restarted.elapsed())).await;
+
+    let simulator = load.stop().await.published();
+    let host_log = collector.stop().await;
+    let host_delivered = host_log.collector_field("delivered");
+    let host_dropped = host_log.collector_field("dropped");
+    let published = stream_messages(&js, &stack.subjects).await;
+    let all_stored = wait_rows(&pool, published, Duration::from_secs(120)).await;
+    let evaluated = eventually(
+        "the alerter evaluating every sample",
+        Duration::from_secs(60),
+        || async {
+            let n = counter(
+                &endpoints.alerter,
+                "flick_alerter_samples_evaluated_total",
+                "",
+            )
+            .await?;
+            (n >= published).then_some(n)
+        },
+    )
+    .await;
+    let ledger = Ledger::take(&js, &stack.subjects, &pool).await;
+    let series = host_series(&pool, host).await;
+    let largest_gap = series
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .unwrap_or(0);
+    let in_outage = series
+        .iter()
+        .filter(|&&ms| ms > outage_from.timestamp_millis() && ms < outage_to.timestamp_millis())
+        .count();
+
+    eprintln!(
+        "\n[drill] NATS (JetStream on disk) killed under load (1,000 simulated servers and the real collector), restarted\n\
+         \x20 outage                      {}\n\
+         \x20 /readyz during the outage   {during_outage:?}\n\
+         \x20 /readyz 200 again after     {}\n\
+         \x20 publishing again, buffer replayed: collector {}, simulator {}\n\
+         \x20 samples published           {} (stream) = {simulator} (simulator) + {host_delivered} (collector, {host_dropped} dropped)\n\
+         \x20 rows                        {}, lost {}, duplicated {}\n\
+         \x20 collector's series          {} rows, {in_outage} taken during the outage, largest gap {largest_gap} ms\n\
+         \x20 alerter                     {evaluated} samples evaluated\n\
+         \x20 everything stored           {} after the restart",
+        secs((outage_to - outage_from).to_std().unwrap_or_default()),
+        figures(&services_back),
+        opt_secs(collector_back),
+        opt_secs(simulator_back),
+        ledger.stream_valid,
+        ledger.rows,
+        ledger.lost,
+        ledger.duplicated(),
+        series.len(),
+        opt_secs(all_stored.map(|at| at.duration_since(restarted))),
+    );
+    assert!(
+        during_outage.iter().all(|(_, ready)| !ready),
+        "every service reported the outage on /readyz: {during_outage:?}"
+    );
+    for (service, back) in services_back
+        .iter()
+        .copied()
+        .chain([("collector", collector_back), ("simulator", simulator_back)])
+    {
+        assert!(back.is_some(), "the {service} did not come back by itself");
+    }
+    ledger.assert_exact(simulator + host_delivered);
+    assert_eq!(host_dropped, 0, "the collector dropped samples");
+    assert_eq!(
+        series.len() as u64,
+        host_delivered,
+        "every sample of the real collector stored"
+    );
+    assert!(
+        in_outage >= 3,
+        "samples taken by the real collector during the outage arrived ({in_outage})"
+    );
+    assert!(
+        largest_gap < 2_500,
+        "no hole in the real collector's series: largest gap {largest_gap} ms"
+    );
+    assert_eq!(
+        evaluated, published,
+        "the alerter evaluated every sample once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fault drill: .ci/run runs these with --ignored"]
+async fn postgres_restarted_under_load_loses_nothing() {
+    let mut postgres = tokio::task::block_in_place(PostgresServer::start);
+    let database_url = postgres.url("flick_drill");
+    let stack = drill_stack(Stack::new().await).with_env("DATABASE_URL", &database_url);
+    let js = jetstream::new(testkit::connect().await);
+    let backend = stack.start_backend().await;
+    let endpoints = Endpoints::of(&stack);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy(&database_url)
+        .expect("a pool for the private cluster");
+    let load = Logged::spawn(&stack, &FLEET, &[]);
+    wait_rows_at_least(&pool, 5_000, Duration::from_secs(60)).await;
+
+    tokio::task::block_in_place(|| postgres.stop());
+    let stopped = Instant::now();
+    let noticed = eventually(
+        "the persister reporting the database outage on /readyz",
+        Duration::from_secs(10),
+        || async { (!is_ready(&endpoints.persister).await).then(|| stopped.elapsed()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(stopped.elapsed())).await;
+    tokio::task::block_in_place(|| postgres.start_again());
+    let outage = stopped.elapsed();
+    let restart = BacklogWatch::start(&pool);
+
+    let services_back = endpoints
+        .time_until_ready(restart.started(), Duration::from_secs(60))
+        .await;
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(restart.started().elapsed())).await;
+    let simulator = load.stop().await.published();
+    let published = stream_messages(&js, &stack.subjects).await;
+    let all_stored = wait_rows(&pool, published, Duration::from_secs(120)).await;
+    let ledger = Ledger::take(&js, &stack.subjects, &pool).await;
+    let backlog = ledger.published_until(restart.cutoff());
+
+    eprintln!(
+        "\n[drill] PostgreSQL (a private cluster) stopped with -m immediate under a 1,000-server load, started again\n\
+         \x20 outage                      {} (persister's /readyz 503 after {})\n\
+         \x20 /readyz 200 again after     {}\n\
+         \x20 samples published           {} (stream) / {simulator} (simulator)\n\
+         \x20 rows                        {}, lost {}, duplicated {}\n\
+         \x20 the {backlog} samples taken before PostgreSQL returned stored {} after it\n\
+         \x20 everything stored           {} after PostgreSQL returned",
+        secs(outage),
+        secs(noticed),
+        figures(&services_back),
+        ledger.stream_valid,
+        ledger.rows,
+        ledger.lost,
+        ledger.duplicated(),
+        opt_secs(restart.stored_after(backlog)),
+        opt_secs(all_stored.map(|at| at.duration_since(restart.started()))),
+    );
+    for (service, back) in &services_back {
+        assert!(back.is_some(), "the {service} did not come back by itself");
+    }
+    ledger.assert_exact(simulator);
+    drop(backend);
+    delete_streams(&js, &stack.subjects).await;
+}
+
+/// `persister 0.2 s, alerter 0.3 s, gateway never`.
+fn figures(times: &[(&str, Option<Duration>)]) -> String {
+    times
+        .iter()
+        .map(|(service, time)| format!("{service} {}", opt_secs(*time)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
