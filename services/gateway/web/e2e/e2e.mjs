@@ -53,6 +53,9 @@ try {
   page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) errors.push(m.text());
+  });
   const tokensInUrls = [];
   page.on('request', (r) => {
     if (/token/i.test(r.url())) tokensInUrls.push(r.url());
@@ -108,6 +111,7 @@ try {
     // show them all so the row stays.)
     await page.getByLabel('State').selectOption('all');
     await page.waitForURL(/state=all/);
+    await page.locator('section[data-loaded="true"]').waitFor();
     const any = page.locator('tr[data-alert]', { hasText: 'CPU' }).filter({ hasText: /critical/ });
     await any.first().waitFor();
     const id = await any.first().getAttribute('data-alert');
@@ -140,12 +144,12 @@ try {
   });
 
   await step('1 h switches to the stored history (average and min/max band)', async () => {
-    await page.getByRole('radio', { name: '1 h' }).click();
+    await page.getByRole('button', { name: '1 h', exact: true }).click();
     await page.waitForURL(/range=1h/);
     await page.locator('[data-range="1h"][data-loaded="true"]').waitFor({ timeout: 15_000 });
     const points = await page.$eval('[data-chart="h-cpu"] .chart-plot', (el) => Number(el.dataset.points ?? 0));
     assert(points > 0, 'history has points');
-    await page.getByRole('radio', { name: 'Live' }).click();
+    await page.getByRole('button', { name: 'Live', exact: true }).click();
     await page.locator('[data-chart="cpu"]').waitFor();
   });
 
@@ -173,7 +177,7 @@ try {
     const hot = page.locator('.frow[data-server]', { hasText: 'sim-0000' });
     await hot.locator('.status-online').waitFor({ timeout: 180_000 });
     await hot.locator('a.server-link').click();
-    await page.getByRole('radio', { name: '1 h' }).click();
+    await page.getByRole('button', { name: '1 h', exact: true }).click();
     await page.locator('[data-range="1h"][data-loaded="true"]').waitFor({ timeout: 15_000 });
     await page.locator('.alerts-table').waitFor();
     await sleep(500);

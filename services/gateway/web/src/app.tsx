@@ -101,6 +101,7 @@ export function App() {
     return () => {
       stopAlerts();
       stopFleet();
+      fleet.reset();
     };
   }, [s?.user.id]);
 

@@ -63,3 +63,35 @@ describe('applyEvent', () => {
     expect(list).toHaveLength(2);
   });
 });
+
+describe('withRecent', () => {
+  it('re-applies live events a fetched list cannot know yet', async () => {
+    const { live } = await import('../src/live');
+    const { withRecent } = await import('../src/stores/recentAlerts');
+    const event = (alertId: string, state: 'firing' | 'resolved'): AlertEvent => ({
+      v: 1,
+      id: `${alertId}-${state}`,
+      alertId,
+      serverId: 's1',
+      metric: 'cpu',
+      severity: 'critical',
+      state,
+      value: 95,
+      threshold: 90,
+      startedAt: '2026-11-25T12:00:00Z',
+      at: '2026-11-25T12:00:10Z',
+    });
+    live.emitAlert(event('new', 'firing'));
+    live.emitAlert(event('old', 'resolved'));
+    const fetched: Alert[] = [
+      { id: 'old', serverId: 's1', metric: 'cpu', severity: 'critical', state: 'firing', startedAt: '2026-11-25T11:00:00Z' },
+    ];
+    const all = withRecent(fetched, () => true);
+    expect(all.map((a) => [a.id, a.state]).sort()).toEqual([
+      ['new', 'firing'],
+      ['old', 'resolved'],
+    ]);
+    const firing = withRecent(fetched, (a) => a.state === 'firing');
+    expect(firing.map((a) => a.id)).toEqual(['new']);
+  });
+});

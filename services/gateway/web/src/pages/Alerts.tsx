@@ -8,6 +8,7 @@ import { ServerSelect, useServerNames } from '../components/ServerSelect';
 import { applyEvent } from '../lib/alerts';
 import { fromLocalInput, toLocalInput } from '../lib/format';
 import { live } from '../live';
+import { withRecent } from '../stores/recentAlerts';
 import { setQuery, useRoute } from '../router';
 import type { Alert } from '../types';
 
@@ -33,6 +34,12 @@ export function AlertsPage() {
     to: to || null,
   };
   const key = JSON.stringify(query);
+  const matchesFilters = (a: Alert) =>
+    (state === 'all' || a.state === state) &&
+    (!severity || a.severity === severity) &&
+    (!serverId || a.serverId === serverId) &&
+    (!from || Date.parse(a.startedAt) >= Date.parse(from)) &&
+    (!to || Date.parse(a.startedAt) < Date.parse(to));
 
   useEffect(() => {
     const controller = new AbortController();
@@ -41,7 +48,7 @@ export function AlertsPage() {
     api
       .alerts({ ...query, limit: 100 }, controller.signal)
       .then((p) => {
-        setItems(p.items);
+        setItems(withRecent(p.items, matchesFilters));
         setNext(p.nextCursor ?? null);
         setLoading(false);
       })
@@ -55,12 +62,7 @@ export function AlertsPage() {
 
   useEffect(() => {
     const stop = live.onAlert((e) => {
-      if (serverId && e.serverId !== serverId) return;
-      if (severity && e.severity !== severity) return;
-      setItems((list) => {
-        const merged = applyEvent(list, e);
-        return state === 'all' ? merged : merged.filter((a) => a.state === state);
-      });
+      setItems((list) => applyEvent(list, e).filter((a) => a.id !== e.alertId || matchesFilters(a)));
     });
     const stopReconnect = live.onReconnect(() => setReload((n) => n + 1));
     return () => {
@@ -82,7 +84,7 @@ export function AlertsPage() {
 
   const named = items.map((a) => (a.serverName ? a : { ...a, serverName: names.get(a.serverId) ?? null }));
   return (
-    <section class="page" aria-labelledby="alerts-page-title">
+    <section class="page" aria-labelledby="alerts-page-title" data-loaded={loading ? 'false' : 'true'}>
       <div class="page-head">
         <h1 id="alerts-page-title">Alerts</h1>
       </div>

@@ -16,6 +16,7 @@ import { setPerfLabel } from '../lib/frame';
 import { OFFLINE_AFTER_SECS } from '../lib/fleet';
 import { toSecs } from '../lib/samples';
 import { live } from '../live';
+import { withRecent } from '../stores/recentAlerts';
 import { setQuery, useRoute } from '../router';
 import type { Alert, MetricSample, ServerDetail, Thresholds } from '../types';
 import { HistoryCharts } from './server/HistoryCharts';
@@ -131,7 +132,7 @@ export function ServerPage({ id }: { id: string }) {
       api
         .alerts({ serverId: id, limit: 200 })
         .then((p) => {
-          setAlerts(p.items);
+          setAlerts(withRecent(p.items, (a) => a.serverId === id));
           setAlertsError(null);
         })
         .catch((err) => setAlertsError(errorText(err)));
@@ -194,12 +195,11 @@ export function ServerPage({ id }: { id: string }) {
       <Summary server={server} />
 
       <div class="range-bar">
-        <div class="segmented" role="radiogroup" aria-label="Time range">
+        <div class="segmented" role="group" aria-label="Time range">
           {RANGES.map((r) => (
             <button
               type="button"
-              role="radio"
-              aria-checked={r.key === range.key}
+              aria-pressed={r.key === range.key}
               class={r.key === range.key ? 'on' : ''}
               onClick={() => setQuery({ range: r.key === 'live' ? null : r.key })}
             >

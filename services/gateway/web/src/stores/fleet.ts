@@ -7,6 +7,7 @@ import { type AlertSummary, type FleetRow, worse } from '../lib/fleet';
 import { headlineOf, type Headline } from '../lib/samples';
 import { Sparkline } from '../lib/series';
 import { live } from '../live';
+import { withRecent } from './recentAlerts';
 import type { Alert, AlertEvent, MetricSample, Server, Severity } from '../types';
 
 /** The sparkline's window. */
@@ -105,7 +106,9 @@ export class FleetStore {
     try {
       const alerts = await allPages<Alert>((cursor) => api.alerts({ state: 'firing', limit: 500, cursor }), 10);
       this.firing.clear();
-      for (const a of alerts) if (a.state === 'firing') this.firing.set(a.id, { serverId: a.serverId, severity: a.severity });
+      for (const a of withRecent(alerts, (x) => x.state === 'firing')) {
+        if (a.state === 'firing') this.firing.set(a.id, { serverId: a.serverId, severity: a.severity });
+      }
       this.summarise();
       this.notify();
     } catch {
@@ -148,6 +151,16 @@ export class FleetStore {
       this.listVersion += 1;
       this.notify();
     }
+  }
+
+  /** Forgets everything (signed out: the next user must not glimpse this one's fleet). */
+  reset(): void {
+    this.rows.clear();
+    this.firing.clear();
+    this.loaded = false;
+    this.error = null;
+    this.listVersion += 1;
+    this.notify();
   }
 
   /** Servers with firing alerts: for the navigation badge. */
