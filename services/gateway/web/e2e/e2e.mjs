@@ -43,7 +43,8 @@ function assert(condition, message) {
 const cpuPoints = (page) =>
   page.$eval('[data-chart="cpu"] .chart-plot', (el) => Number(el.dataset.points ?? 0)).catch(() => 0);
 
-const stack = new Stack({ simulate: 12, hot: 2, backfill: 1_800 });
+// Access tokens live a minute (the shortest allowed), so the run sees them renewed.
+const stack = new Stack({ simulate: 12, hot: 2, backfill: 1_800, env: { FLICK_GATEWAY__ACCESS_TOKEN_TTL_SECS: '60' } });
 const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
 let page;
 let failed = false;
@@ -200,6 +201,21 @@ try {
     const wideServer = await phone.evaluate(() => document.documentElement.scrollWidth);
     assert(wideServer <= 390, `the phone server view scrolls sideways (${wideServer} px)`);
     await phone.close();
+  });
+
+  await step('the access token is renewed before it expires, and the live socket stays open', async () => {
+    const token = () => page.evaluate(() => JSON.parse(localStorage.getItem('flick.session') ?? 'null')?.accessToken);
+    const first = await token();
+    await waitFor('a renewed token', async () => (await token()) !== first, 70_000, 1_000);
+    await page.goto(serverUrl);
+    await page.locator('.connection[data-state="open"]').waitFor();
+    const before = await waitFor('a first point', async () => (await cpuPoints(page)) || null, 15_000);
+    const second = await token();
+    await waitFor('another renewal', async () => (await token()) !== second, 70_000, 1_000);
+    // The socket re-authenticated in place: still open, still streaming.
+    await waitFor('points after the renewal', async () => (await cpuPoints(page)) >= before + 3, 15_000);
+    const state = await page.locator('.connection').getAttribute('data-state');
+    assert(state === 'open', `the socket is ${state}`);
   });
 
   await step('sign out', async () => {

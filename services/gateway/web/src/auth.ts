@@ -6,14 +6,24 @@ import { ApiError, request } from './http';
 import type { Session, User } from './types';
 
 const KEY = 'flick.session';
-/** Renew this long before the access token expires (plus up to 20 s of jitter between tabs). */
+/** Renew this long before the access token expires (a third of its life when that is shorter),
+ * plus some jitter so that tabs do not all renew at once. */
 const RENEW_BEFORE_MS = 60_000;
+
+/** Milliseconds from now until the session should be renewed. */
+export function renewInMs(expiresAt: number, ttlMs: number, now: number, random: number): number {
+  const before = Math.min(RENEW_BEFORE_MS, ttlMs / 3);
+  const jitter = random * Math.min(20_000, ttlMs / 10);
+  return Math.max(1_000, expiresAt - before - jitter - now);
+}
 
 export interface StoredSession {
   accessToken: string;
   refreshToken: string;
   /** Epoch milliseconds. */
   expiresAt: number;
+  /** The access token's lifetime when issued, milliseconds. */
+  ttlMs: number;
   user: User;
   remember: boolean;
 }
@@ -67,6 +77,7 @@ function fromSession(s: Session, remember: boolean): StoredSession {
     accessToken: s.accessToken,
     refreshToken: s.refreshToken,
     expiresAt: Date.now() + s.expiresIn * 1000,
+    ttlMs: s.expiresIn * 1000,
     user: s.user,
     remember,
   };
@@ -75,8 +86,8 @@ function fromSession(s: Session, remember: boolean): StoredSession {
 function schedule(): void {
   clearTimeout(timer);
   if (!current) return;
-  const due = current.expiresAt - RENEW_BEFORE_MS - Math.random() * 20_000 - Date.now();
-  timer = setTimeout(() => void refresh(), Math.max(1_000, due));
+  const due = renewInMs(current.expiresAt, current.ttlMs ?? 900_000, Date.now(), Math.random());
+  timer = setTimeout(() => void refresh(), due);
 }
 
 export function session(): StoredSession | null {
@@ -134,7 +145,7 @@ export function refresh(): Promise<boolean> {
     // Another tab may have renewed it while this one waited: take its session.
     const stored = read();
     if (stored && stored.refreshToken !== mine.refreshToken && stored.user.id === mine.user.id) {
-      if (stored.expiresAt - Date.now() > RENEW_BEFORE_MS / 2) {
+      if (stored.expiresAt - Date.now() > Math.min(RENEW_BEFORE_MS, (stored.ttlMs ?? 900_000) / 3) / 2) {
         set(stored);
         return true;
       }
@@ -164,7 +175,7 @@ export function refresh(): Promise<boolean> {
 /** A valid access token, renewed first when it is about to expire; null when signed out. */
 export async function accessToken(): Promise<string | null> {
   if (!current) return null;
-  if (current.expiresAt - Date.now() < 30_000) await refresh();
+  if (current.expiresAt - Date.now() < Math.min(30_000, (current.ttlMs ?? 900_000) / 4)) await refresh();
   return current?.accessToken ?? null;
 }
 
@@ -182,7 +193,7 @@ window.addEventListener('storage', (event) => {
 
 // Timers sleep in background tabs: check on return.
 document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible' && current && current.expiresAt - Date.now() < RENEW_BEFORE_MS) {
+  if (document.visibilityState === 'visible' && current && renewInMs(current.expiresAt, current.ttlMs ?? 900_000, Date.now(), 0) <= 1_000) {
     void refresh();
   }
 });

@@ -95,3 +95,19 @@ describe('withRecent', () => {
     expect(firing.map((a) => a.id)).toEqual(['new']);
   });
 });
+
+describe('renewInMs', () => {
+  it('renews a minute before a 15-minute token expires, with up to 20 s of jitter', async () => {
+    const { renewInMs } = await import('../src/auth');
+    const now = 1_000_000;
+    expect(renewInMs(now + 900_000, 900_000, now, 0)).toBe(840_000);
+    expect(renewInMs(now + 900_000, 900_000, now, 1)).toBe(820_000);
+  });
+  it('renews a short-lived token a third of its life early, never sooner than in a second', async () => {
+    const { renewInMs } = await import('../src/auth');
+    const now = 1_000_000;
+    expect(renewInMs(now + 60_000, 60_000, now, 0)).toBe(40_000);
+    expect(renewInMs(now + 60_000, 60_000, now, 1)).toBe(34_000);
+    expect(renewInMs(now - 5_000, 60_000, now, 0)).toBe(1_000);
+  });
+});
