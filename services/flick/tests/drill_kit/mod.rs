@@ -1,9 +1,12 @@
 //! What the fault drills share: the stack's endpoints, producers whose final report is read
 //! from their log, the ledger of published against stored samples, readiness and Prometheus
-//! counters.
+//! counters, and the malformed flood.
 #![allow(dead_code)]
 
+pub mod flood;
 mod ledger;
+pub mod live;
+mod watch;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -15,6 +18,7 @@ pub use ledger::{
     BacklogWatch, Ledger, delete_streams, host_series, rows, stream_messages,
     time_until_published_since, wait_rows, wait_rows_at_least,
 };
+pub use watch::{Arrivals, ConsumerLag, DeadLetterCount};
 
 /// Room in the metrics stream for everything a drill publishes (huge malformed payloads
 /// included); the tests' usual 64 MiB would drop the oldest samples before they are stored.
