@@ -123,6 +123,11 @@ impl Hub {
             return Ok(());
         }
         let subscription = self.nats.subscribe(self.subjects.metrics(server)).await?;
+        // The client's ack must mean "samples flow from now on": one PING/PONG round trip makes
+        // sure the server has registered the subscription before we answer.
+        if let Err(err) = self.nats.flush().await {
+            tracing::warn!(server = %server, error = %err, "Cannot confirm a new subscription");
+        }
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(topic) = topics.get(server) {
             // Another client subscribed meanwhile: use its subscription, drop ours.
