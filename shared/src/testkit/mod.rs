@@ -132,6 +132,16 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// Waits until `url` answers 200 (a service's `/healthz` or `/readyz`), at most `within`.
+pub async fn wait_until_ok(url: &str, within: std::time::Duration) {
+    let http = http();
+    eventually(&format!("{url} answering 200"), within, || {
+        let request = http.get(url);
+        async move { request.send().await.ok().filter(|r| r.status() == 200) }
+    })
+    .await;
+}
+
 /// Installs a test log subscriber when `TEST_LOG` is set (off by default: quiet test output).
 pub fn init_test_logs() {
     if std::env::var_os("TEST_LOG").is_some() {

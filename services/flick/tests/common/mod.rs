@@ -193,23 +193,7 @@ impl Stack {
 
     /// Waits until `url` answers 200 (a service's `/readyz` or `/healthz`).
     pub async fn wait_ready(&self, url: &str) {
-        let http = testkit::http();
-        testkit::eventually(
-            &format!("{url} answering 200"),
-            Duration::from_secs(60),
-            || {
-                let http = http.clone();
-                let url = url.to_owned();
-                async move {
-                    http.get(url)
-                        .send()
-                        .await
-                        .ok()
-                        .filter(|r| r.status() == 200)
-                }
-            },
-        )
-        .await;
+        testkit::wait_until_ok(url, Duration::from_secs(60)).await;
     }
 
     /// Starts the persister, alerter and gateway and waits until each is ready.

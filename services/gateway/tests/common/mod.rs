@@ -56,20 +56,9 @@ impl Gateway {
         let task = tokio::spawn(flick_gateway::serve(config, listener, stop.clone()));
         let http = testkit::http();
         let base = format!("http://{address}");
-        testkit::eventually(
-            "the gateway answering",
+        testkit::wait_until_ok(
+            &format!("{base}/healthz"),
             std::time::Duration::from_secs(20),
-            || {
-                let http = http.clone();
-                let url = format!("{base}/healthz");
-                async move {
-                    http.get(url)
-                        .send()
-                        .await
-                        .ok()
-                        .filter(|r| r.status() == 200)
-                }
-            },
         )
         .await;
         Self {
