@@ -132,6 +132,33 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// One JSON request with an optional bearer token and body: the status and the answer (`null`
+/// when empty, a string when not JSON).
+pub async fn call_json(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut request = http.request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    let value = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    };
+    (status, value)
+}
+
 /// Waits until `url` answers 200 (a service's `/healthz` or `/readyz`), at most `within`.
 pub async fn wait_until_ok(url: &str, within: std::time::Duration) {
     let http = http();
