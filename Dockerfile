@@ -54,7 +54,9 @@ RUN find shared services -name '*.rs' -not -path '*/node_modules/*' -exec touch 
     && mkdir -p /out \
     && for binary in flick-collector flick-persister flick-alerter flick-gateway flick; do \
            objcopy --compress-debug-sections=zlib "target/release/$binary" "/out/$binary"; \
-       done
+       done \
+    && mkdir -p /out/downloads \
+    && cp /out/flick-collector "/out/downloads/flick-collector-linux-$(uname -m)"
 
 # --- web: the dashboard, built once for the gateway and the all-in-one images ------------------
 FROM node:20-bookworm-slim AS web
@@ -77,7 +79,8 @@ RUN apt-get update \
     && groupadd --system --gid 10001 flick \
     && useradd --system --uid 10001 --gid flick --home-dir /var/lib/flick --no-create-home \
                --shell /usr/sbin/nologin flick \
-    && install -d -o flick -g flick -m 0750 /var/lib/flick
+    && install -d -o flick -g flick -m 0750 /var/lib/flick \
+    && install -d -o flick -g flick -m 0755 /flick
 # A fixed uid, so volume permissions and host policies can name it.
 USER 10001:10001
 WORKDIR /var/lib/flick
@@ -107,12 +110,16 @@ FROM runtime AS gateway
 COPY --from=builder /out/flick-gateway /usr/local/bin/
 # Where the gateway looks for the dashboard when gateway.web_dir is unset.
 COPY --from=web /web/dist /usr/share/flick/web
+# The collector build it serves at /downloads for `install.sh` (gateway.downloads_dir's default).
+COPY --from=builder /out/downloads /usr/share/flick/downloads
 LABEL org.opencontainers.image.title="flick-gateway"
-EXPOSE 8080
+EXPOSE 8080 9103
 ENTRYPOINT ["flick-gateway"]
 
 # Last, so that a plain `docker build .` gives the all-in-one image. `flick all` keeps the
-# development secrets it generates in its working directory, /var/lib/flick.
+# development secrets it generates in its working directory, /var/lib/flick. compose.yaml's
+# `init` service runs `flick init` from this image into the secrets volume mounted at /flick
+# (created above, owned by flick, so that a new volume is too).
 FROM runtime AS flick
 COPY --from=builder /out/flick /usr/local/bin/
 COPY --from=web /web/dist /usr/share/flick/web

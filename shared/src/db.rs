@@ -59,6 +59,25 @@ pub async fn connect_and_migrate(
     Ok(pool)
 }
 
+/// Applies the migrations on a short-lived pool, then connects the pool a service serves
+/// with, each connection starting with `parameters`: limits meant for the service's own
+/// queries (a `statement_timeout`) must not cut a long migration short.
+pub async fn migrate_then_connect(
+    settings: &DatabaseSettings,
+    application: &str,
+    parameters: &[(&str, String)],
+) -> anyhow::Result<PgPool> {
+    let migrations = DatabaseSettings {
+        max_connections: 1,
+        ..settings.clone()
+    };
+    connect_and_migrate(&migrations, application)
+        .await?
+        .close()
+        .await;
+    Ok(connect_with(settings, application, parameters).await?)
+}
+
 /// Whether TimescaleDB is installed in this database (the migrations install it when the server
 /// preloads it).
 pub async fn has_timescaledb(pool: &PgPool) -> Result<bool, sqlx::Error> {
@@ -72,12 +91,27 @@ pub async fn connect(
     settings: &DatabaseSettings,
     application: &str,
 ) -> Result<PgPool, DbConnectError> {
+    connect_with(settings, application, &[]).await
+}
+
+/// Like [`connect`], every connection starting with the run-time `parameters` set
+/// (`statement_timeout`, …).
+pub async fn connect_with(
+    settings: &DatabaseSettings,
+    application: &str,
+    parameters: &[(&str, String)],
+) -> Result<PgPool, DbConnectError> {
     let options: PgConnectOptions = settings
         .url
         .expose()
         .parse()
         .map_err(DbConnectError::BadUrl)?;
     let options = options
+        .options(
+            parameters
+                .iter()
+                .map(|(name, value)| (*name, value.as_str())),
+        )
         .application_name(application)
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
     let target = describe(&options);

@@ -7,19 +7,24 @@
 
 pub mod alert_defaults;
 pub mod backoff;
+pub mod batch;
 pub mod config;
 pub mod crypto;
 pub mod db;
 #[cfg(feature = "ops")]
 pub mod deadletter;
 pub mod nats;
+pub mod natsauth;
 #[cfg(feature = "ops")]
 pub mod ops;
+pub mod outage;
+pub mod outbound;
 pub mod secret;
 pub mod service;
 pub mod shutdown;
 pub mod streams;
 pub mod subjects;
+pub mod tasks;
 pub mod telemetry;
 pub mod wire;
 

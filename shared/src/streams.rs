@@ -58,10 +58,37 @@ pub fn stream_config(
     }
 }
 
+/// How long creating a stream may keep failing in ways that pass: a NATS cluster electing its
+/// meta leader, or forming a replicated stream's group on a loaded machine, answers late or
+/// "temporarily unavailable" for seconds, and every service creates its streams at start-up.
+const TRANSIENT_FOR: Duration = Duration::from_secs(30);
+
+/// Whether a failed create or update is worth trying again: no answer in time, JetStream not
+/// answering, or a cluster without a leader or with too few peers yet. Anything else (a refused
+/// configuration, a permission) is the answer.
+fn is_transient(err: &jetstream::context::CreateStreamError) -> bool {
+    use jetstream::ErrorCode;
+    use jetstream::context::CreateStreamErrorKind as Kind;
+    match err.kind() {
+        Kind::TimedOut | Kind::JetStreamUnavailable => true,
+        Kind::JetStream(err) => [
+            ErrorCode::CLUSTER_NOT_AVAILABLE,
+            ErrorCode::CLUSTER_NOT_ACTIVE,
+            ErrorCode::CLUSTER_NOT_LEADER,
+            ErrorCode::CLUSTER_INCOMPLETE,
+            ErrorCode::CLUSTER_NO_PEERS,
+        ]
+        .contains(&err.error_code()),
+        _ => false,
+    }
+}
+
 /// Creates each stream in `kinds`, or updates it when it exists with other limits.
 ///
 /// Safe to call from every replica at once: creating an identical stream is a no-op on the
-/// server, and a lost race is retried as an update.
+/// server, and a lost race is retried as an update. Transient failures (see `is_transient`) are
+/// retried with backoff for up to 30 s: a request that timed out may have succeeded, and doing
+/// it again is harmless.
 #[tracing::instrument(skip_all, fields(prefix = subjects.prefix()))]
 pub async fn ensure_streams(
     js: &jetstream::Context,
@@ -72,16 +99,59 @@ pub async fn ensure_streams(
     for &kind in kinds {
         let config = stream_config(subjects, limits, kind);
         let name = config.name.clone();
-        let mut attempt = js.create_or_update_stream(config.clone()).await;
-        if attempt.is_err() {
-            // Another replica may have created it between our update and create: try once more.
-            attempt = js.create_or_update_stream(config).await;
+        let deadline = tokio::time::Instant::now() + TRANSIENT_FOR;
+        let mut backoff =
+            crate::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
+        let mut raced = false;
+        loop {
+            match js.create_or_update_stream(config.clone()).await {
+                Ok(_) => break,
+                Err(err) if is_transient(&err) && tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(stream = %name, error = %err, "Stream not ready yet; retrying");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                // Another replica may have created it between our update and create: once more.
+                Err(_) if !raced => raced = true,
+                Err(source) => {
+                    return Err(StreamError {
+                        stream: name.clone(),
+                        source,
+                    });
+                }
+            }
         }
-        attempt.map_err(|source| StreamError {
-            stream: name.clone(),
-            source,
-        })?;
         tracing::debug!(stream = %name, "Stream ready");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jetstream::context::{CreateStreamError, CreateStreamErrorKind};
+
+    fn answered(err_code: u64) -> CreateStreamError {
+        let answer = serde_json::json!({"code": 503, "err_code": err_code, "description": "x"});
+        let err = serde_json::from_value(answer).expect("a JetStream error");
+        CreateStreamError::new(CreateStreamErrorKind::JetStream(err))
+    }
+
+    #[test]
+    fn a_cluster_on_its_way_is_retried_a_refusal_is_not() {
+        assert!(is_transient(&CreateStreamError::new(
+            CreateStreamErrorKind::TimedOut
+        )));
+        assert!(
+            is_transient(&answered(10008)),
+            "JetStream temporarily unavailable"
+        );
+        assert!(is_transient(&answered(10005)), "no suitable peers yet");
+        assert!(
+            !is_transient(&answered(10058)),
+            "a stream name in use with another config"
+        );
+        assert!(!is_transient(&CreateStreamError::new(
+            CreateStreamErrorKind::InvalidStreamName
+        )));
+    }
 }

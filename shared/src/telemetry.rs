@@ -7,16 +7,26 @@ use crate::config::{LogFormat, LogSettings};
 
 /// Installs the global `tracing` subscriber: the configured filter, text or JSON lines on
 /// stderr. Installing twice (tests, the all-in-one runner) keeps the first and is not an error.
+///
+/// Text is coloured only when stderr is a terminal: `docker compose logs`, journald and log
+/// shippers get plain lines (`NO_COLOR` turns colour off on a terminal too).
 pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let colour = use_colour(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_span_events(FmtSpan::NONE);
     let _already_installed = match settings.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// Colour on a terminal, unless `NO_COLOR` is set (<https://no-color.org>).
+fn use_colour(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
 
 /// An error and its causes on one line, each cause once: many errors already repeat their

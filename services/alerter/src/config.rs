@@ -1,5 +1,5 @@
 //! The alerter's configuration: `[nats]`, `[streams]`, `[database]`, `[log]`, `[encryption]`,
-//! `[alerter]`.
+//! `[alerter]`, `[notify]`.
 
 use std::collections::HashMap;
 
@@ -23,6 +23,7 @@ pub struct Config {
     pub log: LogSettings,
     pub encryption: EncryptionSettings,
     pub alerter: AlerterSettings,
+    pub notify: flick_shared::outbound::NotifySettings,
 }
 
 /// `[alerter]`: the default rules and how the alerter runs.
@@ -132,6 +133,7 @@ impl Validate for Config {
         self.database.validate()?;
         self.log.validate()?;
         self.encryption.validate()?;
+        self.notify.validate()?;
         let a = &self.alerter;
         for (metric, warning, critical) in [
             ("cpu", a.cpu_warning, a.cpu_critical),

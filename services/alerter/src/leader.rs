@@ -20,9 +20,12 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use flick_shared::backoff::Backoff;
+use flick_shared::batch::Batcher;
 use flick_shared::shutdown::CancellationToken;
 use flick_shared::subjects::{ALERTER_CONSUMER, StreamKind};
-use flick_shared::wire::{AlertEvent, MetricSample, ServerId, ServerStatus, StatusState, decode};
+use flick_shared::wire::{
+    AlertEvent, MetricSample, ServerId, ServerStatus, StatusState, decode, decode_on,
+};
 
 use crate::evaluate::Evaluator;
 use crate::lease::Lease;
@@ -166,6 +169,8 @@ async fn run_term(
         .messages()
         .await
         .context("pull from the metrics stream")?;
+    // Pull errors while NATS is away: one WARN, reminders, one INFO, not a line per attempt.
+    let pulling = flick_shared::outage::Outage::new("Pulling samples from JetStream");
     let mut statuses = ctx
         .client
         .subscribe(ctx.subjects.status_all())
@@ -173,16 +178,17 @@ async fn run_term(
         .context("subscribe to collector statuses")?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut reload = tokio::time::interval(Duration::from_millis(ctx.settings.reload_interval_ms));
-    let batch_wait = Duration::from_millis(ctx.settings.batch_wait_ms);
-    let mut pending: Vec<jetstream::Message> = Vec::with_capacity(ctx.settings.batch_size);
-    let mut flush_at: Option<Instant> = None;
+    let mut pending = Batcher::new(
+        ctx.settings.batch_size,
+        Duration::from_millis(ctx.settings.batch_wait_ms),
+    );
 
     loop {
         tokio::select! {
             biased;
             () = stop.cancelled() => {
                 if !pending.is_empty() {
-                    process(ctx, term, std::mem::take(&mut pending), stop).await?;
+                    process(ctx, term, pending.take(), stop).await?;
                 }
                 return Ok(TermEnd::Shutdown);
             }
@@ -208,27 +214,22 @@ async fn run_term(
                     }
                 }
             }
-            () = sleep_until(flush_at), if flush_at.is_some() => {
-                flush_at = None;
-                if let Some(end) = process(ctx, term, std::mem::take(&mut pending), stop).await? {
+            () = pending.due() => {
+                if let Some(end) = process(ctx, term, pending.take(), stop).await? {
                     return Ok(end);
                 }
             }
             next = messages.next() => match next {
                 Some(Ok(message)) => {
-                    pending.push(message);
-                    if flush_at.is_none() {
-                        flush_at = Some(Instant::now() + batch_wait);
-                    }
-                    if pending.len() >= ctx.settings.batch_size {
-                        flush_at = None;
-                        if let Some(end) = process(ctx, term, std::mem::take(&mut pending), stop).await? {
-                            return Ok(end);
-                        }
+                    pulling.recovered();
+                    if let Some(batch) = pending.push(message, Instant::now())
+                        && let Some(end) = process(ctx, term, batch, stop).await?
+                    {
+                        return Ok(end);
                     }
                 }
                 Some(Err(err)) => {
-                    tracing::warn!(error = %err, "Pulling samples failed");
+                    pulling.failed(&err);
                     if matches!(err.kind(), jetstream::consumer::pull::MessagesErrorKind::ConsumerDeleted) {
                         anyhow::bail!("the alerter's consumer was deleted");
                     }
@@ -283,32 +284,18 @@ async fn process(
     for message in batch {
         let sequence = message.info().map(|info| info.stream_sequence).unwrap_or(0);
         if sequence > term.sequence {
-            match decode::<MetricSample>(&message.payload, Utc::now()) {
-                Ok(sample)
-                    if ctx
-                        .subjects
-                        .server_id_in(StreamKind::Metrics, &message.subject)
-                        == Some(sample.server_id.as_str()) =>
-                {
+            match decode_on::<MetricSample>(
+                &ctx.subjects,
+                &message.subject,
+                &message.payload,
+                Utc::now(),
+            ) {
+                Ok(sample) => {
                     term.watch.heard(&sample.server_id, now);
                     term.evaluator
                         .heard_from(&sample.server_id, Utc::now(), &mut events);
                     term.evaluator.observe(&sample, &term.rules, &mut events);
                     evaluated += 1;
-                }
-                Ok(sample) => {
-                    let detail = format!(
-                        "serverId {} does not match subject {}",
-                        sample.server_id, message.subject
-                    );
-                    ctx.deadletters
-                        .forward(
-                            &message.subject,
-                            message.payload.clone(),
-                            "subject_mismatch",
-                            &detail,
-                        )
-                        .await;
                 }
                 Err(err) => {
                     ctx.deadletters
@@ -468,11 +455,4 @@ async fn commit(
         let _ = term.to_publisher.send(outgoing);
     }
     Ok(None)
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => futures::future::pending().await,
-    }
 }

@@ -82,6 +82,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let notifier = Notifier::new(
         Duration::from_millis(settings.notify_timeout_ms),
         Duration::from_secs(settings.notify_give_up_secs),
+        config.notify.destinations()?,
     )
     .context("build the webhook client")?;
     let ops = ops::spawn(

@@ -188,29 +188,29 @@ async fn takeover_happens_within_ten_seconds_of_the_leader_dying() {
 }
 
 #[tokio::test]
-async fn runs_with_the_alerter_user_of_nats_conf() {
-    let nats = flick_shared::testkit::nats_conf_server();
+async fn runs_with_the_alerter_identity_of_a_hub() {
+    use flick_shared::natsauth::Role;
+    let subjects = flick_shared::testkit::unique_subjects();
+    let hub = flick_shared::testkit::HubServer::start(&subjects);
     let db = flick_shared::testkit::TestDb::new().await;
     let mut config = flick_alerter::Config {
         database: db.settings(),
         streams: flick_shared::testkit::stream_settings(),
+        nats: hub.settings(Role::Alerter),
         ..Default::default()
     };
-    config.nats.url = nats.url();
-    config.nats.user = Some("alerter".into());
-    config.nats.password = Some("alerter-pw".into());
     config.alerter.for_secs = 1;
     config.alerter.ops_listen = String::new();
     let stop = flick_shared::shutdown::CancellationToken::new();
     let alerter = tokio::spawn(flick_alerter::run(config, stop.clone()));
 
-    let watcher = flick_shared::testkit::connect_as(&nats, "integration").await;
+    let watcher = hub.connect_as(Role::Integration).await;
     let mut alerts = watcher
-        .subscribe("flick.alerts.*")
+        .subscribe(subjects.all_servers(flick_shared::subjects::StreamKind::Alerts))
         .await
         .expect("subscribe");
     watcher.flush().await.expect("flush");
-    let collector = flick_shared::testkit::connect_as(&nats, "collector").await;
+    let collector = hub.connect_as(Role::Collector).await;
     let js = async_nats::jetstream::new(collector);
     flick_shared::testkit::eventually("the alerter leading", Duration::from_secs(20), || async {
         let count: Option<i64> = sqlx::query_scalar("SELECT max(epoch) FROM alerter_progress")
@@ -222,7 +222,6 @@ async fn runs_with_the_alerter_user_of_nats_conf() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let subjects = flick_shared::Subjects::default();
     flick_shared::testkit::publish_samples(
         &js,
         &subjects,

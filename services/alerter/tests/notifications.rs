@@ -19,7 +19,8 @@ use flick_shared::crypto::KeyRing;
 use flick_shared::testkit::eventually;
 use flick_shared::wire::AlertEvent;
 
-const KEY_HEX: &str = "4f1c2b3a5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708";
+static KEY_HEX: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(flick_shared::testkit::random_key_hex);
 const SIGNING_SECRET: &[u8] = b"whsec-test-0123456789";
 const API_TOKEN: &str = "Bearer super-secret-token-42";
 
@@ -40,7 +41,7 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
 }
 
 fn keys() -> KeyRing {
-    KeyRing::from_secrets(1, &KEY_HEX.into(), &Default::default()).expect("valid key")
+    KeyRing::from_secrets(1, &KEY_HEX.as_str().into(), &Default::default()).expect("valid key")
 }
 
 /// Stores a channel as the gateway will: secrets sealed with the channel id as associated data.
@@ -80,7 +81,9 @@ async fn a_receiver_failing_twice_gets_the_signed_event_on_the_third_attempt() {
     insert_channel(&harness.db.pool, &url).await;
 
     let mut config = harness.config();
-    config.encryption.key = Some(KEY_HEX.into());
+    config.encryption.key = Some(KEY_HEX.as_str().into());
+    // The receiver is on loopback, which deliveries reach only when allowed.
+    config.notify.allow_hosts = vec!["127.0.0.1".into()];
     let alerter = harness.start(config);
     harness.wait_for_leader(0).await;
     harness
@@ -213,8 +216,9 @@ async fn a_webhook_that_never_answers_does_not_delay_evaluation() {
     let url = format!("http://{}/hook", black_hole.local_addr().expect("address"));
     insert_channel(&harness.db.pool, &url).await;
     let mut config = harness.config();
-    config.encryption.key = Some(KEY_HEX.into());
+    config.encryption.key = Some(KEY_HEX.as_str().into());
     config.alerter.notify_timeout_ms = 30_000;
+    config.notify.allow_hosts = vec!["127.0.0.1".into()];
     let alerter = harness.start(config);
     harness.wait_for_leader(0).await;
 
@@ -232,4 +236,140 @@ async fn a_webhook_that_never_answers_does_not_delay_evaluation() {
     );
     drop(black_hole);
     alerter.stop().await;
+}
+
+/// A receiver on `address` that records every call and answers `answer` (with `Location:
+/// location` when set).
+async fn receiver_at(
+    address: &str,
+    answer: StatusCode,
+    location: Option<String>,
+) -> (String, Receiver) {
+    let receiver = Receiver::default();
+    let listener = tokio::net::TcpListener::bind(address).await.expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    let recorded = receiver.clone();
+    let app = Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let recorded = recorded.clone();
+            let location = location.clone();
+            async move {
+                recorded.calls.lock().expect("lock").push((headers, body));
+                let mut response = axum::response::Response::new(axum::body::Body::empty());
+                *response.status_mut() = answer;
+                if let Some(location) = location {
+                    response.headers_mut().insert(
+                        axum::http::header::LOCATION,
+                        location.parse().expect("location"),
+                    );
+                }
+                response
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, receiver)
+}
+
+fn calls(receiver: &Receiver) -> usize {
+    receiver.calls.lock().expect("lock").len()
+}
+
+#[tokio::test]
+async fn deliveries_never_reach_loopback_unless_allowed_and_never_follow_redirects() {
+    // Loopback receivers written three ways; none is allowed.
+    flick_shared::ops::prometheus();
+    let harness = Harness::new().await;
+    let (url, inside) = receiver_at("127.0.0.1:0", StatusCode::OK, None).await;
+    let port = url
+        .split(':')
+        .nth(2)
+        .and_then(|p| p.split('/').next())
+        .expect("port");
+    for url in [
+        url.clone(),
+        format!("http://0x7f000001:{port}/hook"),
+        format!("http://localhost:{port}/hook"),
+    ] {
+        insert_channel(&harness.db.pool, &url).await;
+    }
+    let mut config = harness.config();
+    config.encryption.key = Some(KEY_HEX.as_str().into());
+    let alerter = harness.start(config);
+    harness.wait_for_leader(0).await;
+    harness
+        .publish(&series("web-1", minutes_ago(2), &[97.0; 5]))
+        .await;
+    harness.wait_for_events(2, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(calls(&inside), 0, "nothing reached the loopback receiver");
+    let page = flick_shared::ops::prometheus().render();
+    let refused: f64 = page
+        .lines()
+        .find(|l| l.starts_with("flick_alerter_notifications_total{outcome=\"refused\"}"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        refused >= 3.0,
+        "each channel's delivery refused and counted: {refused}"
+    );
+    alerter.stop().await;
+
+    // Allowed receivers that redirect elsewhere: the redirect is not followed, so the secret
+    // header and the signature never reach the other host, and a redirect is not retried.
+    let harness = Harness::new().await;
+    let (elsewhere_url, elsewhere) = receiver_at("127.0.0.2:0", StatusCode::OK, None).await;
+    for answer in [StatusCode::TEMPORARY_REDIRECT, StatusCode::FOUND] {
+        let (url, redirecting) =
+            receiver_at("127.0.0.1:0", answer, Some(elsewhere_url.clone())).await;
+        let channel = insert_channel(&harness.db.pool, &url).await;
+        let mut config = harness.config();
+        config.encryption.key = Some(KEY_HEX.as_str().into());
+        config.notify.allow_hosts = vec!["127.0.0.0/8".into()];
+        let alerter = harness.start(config);
+        harness.wait_for_leader(0).await;
+        harness
+            .publish(&series(
+                &format!("web-{}", answer.as_u16()),
+                minutes_ago(2),
+                &[97.0; 5],
+            ))
+            .await;
+        eventually(
+            "the redirecting receiver called",
+            Duration::from_secs(20),
+            || {
+                let n = calls(&redirecting);
+                async move { (n >= 1).then_some(()) }
+            },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let bodies: Vec<Bytes> = redirecting
+            .calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(_, b)| b.clone())
+            .collect();
+        let distinct: std::collections::HashSet<&Bytes> = bodies.iter().collect();
+        assert_eq!(
+            bodies.len(),
+            distinct.len(),
+            "{answer}: a redirect is final, not retried"
+        );
+        assert_eq!(
+            calls(&elsewhere),
+            0,
+            "{answer}: the redirect was not followed"
+        );
+        alerter.stop().await;
+        sqlx::query("DELETE FROM notification_channels WHERE id = $1")
+            .bind(channel)
+            .execute(&harness.db.pool)
+            .await
+            .expect("delete");
+    }
 }

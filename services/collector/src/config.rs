@@ -41,6 +41,9 @@ pub struct CollectorSettings {
     /// Where the host's root filesystem is mounted when the collector runs in a container
     /// (`/host`): only mounts under it are reported, under the host's own names.
     pub host_root: Option<String>,
+    /// The directory `flick-collector enroll` wrote: run as the host enrolled there (its
+    /// server id, NATS URLs, `.creds` and the hub's CA). `--state-dir` sets it too.
+    pub state_dir: Option<String>,
 }
 
 impl Default for CollectorSettings {
@@ -55,6 +58,7 @@ impl Default for CollectorSettings {
             shutdown_flush_ms: 5_000,
             heartbeat_path: None,
             host_root: None,
+            state_dir: None,
         }
     }
 }

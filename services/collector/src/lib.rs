@@ -6,6 +6,7 @@
 //! servers: the load generator of every benchmark, and a demo without real hosts.
 
 pub mod config;
+pub mod enroll;
 pub mod heartbeat;
 mod identity;
 pub mod publisher;
@@ -53,7 +54,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let subjects = config.nats.subjects();
     let (client, js) = connect_jetstream(&config).await?;
-    ensure_streams(&js, &subjects, &config.streams, &[StreamKind::Metrics]).await?;
+    ensure_metrics_stream(&config, &js).await?;
     publish_status(&client, &subjects, &server_id, StatusState::Starting).await;
 
     let mut sampler = Sampler::new(server_id.clone(), hostname, settings.host_root.clone())
@@ -107,6 +108,27 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
 /// Connects as the `collector` role and returns the client with a JetStream context whose
 /// acks time out with the configured request timeout.
+/// Creates the metrics stream when the collector runs without a NATS identity (a development
+/// NATS without auth). With one (`.creds`, user and password), streams are the services'
+/// business: a collector's identity may not create or change them, and until the persister has
+/// created it, samples wait in the buffer.
+pub(crate) async fn ensure_metrics_stream(
+    config: &Config,
+    js: &jetstream::Context,
+) -> anyhow::Result<()> {
+    let authenticated = config.nats.creds_for("collector").is_some() || config.nats.user.is_some();
+    if !authenticated {
+        ensure_streams(
+            js,
+            &config.nats.subjects(),
+            &config.streams,
+            &[StreamKind::Metrics],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 async fn connect_jetstream(
     config: &Config,
 ) -> anyhow::Result<(async_nats::Client, jetstream::Context)> {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use flick_collector::{Config, simulate};
+use flick_collector::{Config, enroll, simulate};
 use flick_shared::{service, shutdown};
 
 const NAME: &str = "flick-collector";
@@ -15,6 +15,10 @@ const NAME: &str = "flick-collector";
     about = "FLick collector: publishes this host's metrics to NATS every second"
 )]
 struct Cli {
+    /// Run as the host enrolled in this directory (`enroll` writes it; the installed service
+    /// uses /var/lib/flick-collector). `collector.state_dir` sets it too.
+    #[arg(long, global = true)]
+    state_dir: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -28,6 +32,20 @@ enum Command {
     /// Load the configuration as `run` would, print "configuration ok" and exit 0, or print the
     /// error and exit 2; nothing is sampled or published.
     CheckConfig,
+    /// Join a hub: generate this host's key, present it with an enrolment token, store the
+    /// identity the hub issues in the state directory (default /var/lib/flick-collector).
+    Enroll {
+        /// The hub's URL (https://hub.example.com).
+        #[arg(long)]
+        gateway: String,
+        /// The enrolment token (from "Add server" in the dashboard, or POST /api/v1/enrollments).
+        /// Random base64url, so it may begin with `-`: taken as a value whatever it starts with.
+        #[arg(long, allow_hyphen_values = true)]
+        token: String,
+        /// `sha256:<hex>` of the hub's CA: enrol only with the hub holding it.
+        #[arg(long)]
+        ca_sha256: Option<String>,
+    },
     /// Publish synthetic samples for N virtual servers (load generator and demo).
     Simulate {
         /// Number of virtual servers.
@@ -59,17 +77,55 @@ async fn main() -> std::process::ExitCode {
     if let Some(Command::CheckConfig) = cli.command {
         return service::check_config::<Config>(NAME);
     }
-    let config: Config = match service::start(NAME) {
+    let mut config: Config = match service::start(NAME) {
         Ok(config) => config,
         Err(code) => return code,
     };
+    let state_dir = cli
+        .state_dir
+        .clone()
+        .or_else(|| config.collector.state_dir.clone().map(Into::into));
     let command = cli.command.unwrap_or(Command::Run);
     if let Command::Healthcheck = command {
         return healthcheck(&config);
     }
+    if let Command::Enroll {
+        gateway,
+        token,
+        ca_sha256,
+    } = &command
+    {
+        let options = enroll::EnrollOptions {
+            gateway: gateway.clone(),
+            token: token.clone(),
+            state_dir: state_dir.unwrap_or_else(|| enroll::DEFAULT_STATE_DIR.into()),
+            ca_sha256: ca_sha256.clone(),
+            hostname: config
+                .collector
+                .hostname
+                .clone()
+                .unwrap_or_else(flick_shared::nats::sysname),
+        };
+        return match enroll::enroll(&options).await {
+            Ok(enrolled) => {
+                eprintln!(
+                    "{NAME}: enrolled as server {} (state in {})",
+                    enrolled.server_id,
+                    options.state_dir.display()
+                );
+                std::process::ExitCode::SUCCESS
+            }
+            Err(err) => service::finish(NAME, Err(err)),
+        };
+    }
+    if let (Command::Run, Some(dir)) = (&command, &state_dir)
+        && let Err(err) = enroll::apply(&mut config, dir)
+    {
+        return service::finish(NAME, Err(err));
+    }
     let stop = shutdown::on_signal();
     let outcome = match command {
-        Command::Healthcheck | Command::CheckConfig => Ok(()),
+        Command::Healthcheck | Command::CheckConfig | Command::Enroll { .. } => Ok(()),
         Command::Run => flick_collector::run(config, stop).await.map(|_report| ()),
         Command::Simulate {
             servers,

@@ -13,8 +13,6 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use flick_shared::shutdown::CancellationToken;
-use flick_shared::streams::ensure_streams;
-use flick_shared::subjects::StreamKind;
 use flick_shared::wire::{
     DiskIo, InterfaceRates, LoadAverage, MemoryStats, MetricSample, MountUsage, NetworkRates,
     ServerId, SwapStats, percent,
@@ -243,7 +241,7 @@ pub async fn run(
 ) -> anyhow::Result<SimulateReport> {
     let subjects = config.nats.subjects();
     let (_client, js) = connect_jetstream(&config).await?;
-    ensure_streams(&js, &subjects, &config.streams, &[StreamKind::Metrics]).await?;
+    crate::ensure_metrics_stream(&config, &js).await?;
     let mut simulation = Simulation::new(options.servers, options.hot, options.seed);
     let mut publisher = Publisher::new(
         js,

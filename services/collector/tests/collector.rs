@@ -299,18 +299,28 @@ async fn an_outage_longer_than_the_buffer_drops_the_oldest_and_counts_them() {
 }
 
 #[tokio::test]
-async fn runs_as_the_collector_user_of_nats_conf() {
-    let nats = flick_shared::testkit::nats_conf_server();
-    let integration = flick_shared::testkit::connect_as(&nats, "integration").await;
+async fn runs_with_the_collector_identity_of_a_hub_and_leaves_the_streams_to_the_services() {
+    use flick_shared::natsauth::Role;
+    let subjects = testkit::unique_subjects();
+    let hub = testkit::HubServer::start(&subjects);
+    let persister = hub.connect_as(Role::Persister).await;
+    flick_shared::streams::ensure_streams(
+        &async_nats::jetstream::new(persister),
+        &subjects,
+        &testkit::stream_settings(),
+        &[StreamKind::Metrics],
+    )
+    .await
+    .expect("the persister creates the metrics stream");
+    let integration = hub.connect_as(Role::Integration).await;
     let mut live = integration
-        .subscribe("flick.metrics.*")
+        .subscribe(subjects.all_servers(StreamKind::Metrics))
         .await
         .expect("subscribe");
     integration.flush().await.expect("flush");
 
-    let mut config = config(&nats.url(), "flick");
-    config.nats.user = Some("collector".into());
-    config.nats.password = Some("collector-pw".into());
+    let mut config = config(&hub.url(), subjects.prefix());
+    config.nats = hub.settings(Role::Collector);
     let (stop, task) = start(config);
     let sample: MetricSample = next_json(&mut live, Duration::from_secs(10)).await;
     assert_eq!(sample.server_id.as_str(), "collector-test");

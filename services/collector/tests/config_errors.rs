@@ -88,3 +88,29 @@ fn unreachable_nats_at_start_is_a_clear_error_not_a_hang() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn a_bad_entry_of_a_nats_url_list_is_named() {
+    let output = collector(&[(
+        "NATS_URL",
+        "tls://nats:4222,https://nats-2:4222,tls://nats-3:4222",
+    )]);
+    assert_one_line_error(
+        &output,
+        &["nats.url", "NATS_URL", "\"https://nats-2:4222\" (entry 2"],
+    );
+}
+
+#[test]
+fn unreachable_servers_of_a_list_are_one_clear_error() {
+    let output = collector(&[
+        ("NATS_URL", "nats://127.0.0.1:1, nats://127.0.0.1:2"),
+        ("FLICK_NATS__CONNECT_TIMEOUT_MS", "1000"),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to NATS at nats://127.0.0.1:1, nats://127.0.0.1:2"),
+        "{stderr}"
+    );
+}

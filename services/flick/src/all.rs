@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use figment::Figment;
-use tokio::task::JoinSet;
 
 use flick_shared::config::{self, LogSettings};
 use flick_shared::shutdown::{self, CancellationToken};
+use flick_shared::tasks::TaskGroup;
 use flick_shared::{service, telemetry};
 
 const NAME: &str = "flick";
@@ -74,11 +74,11 @@ fn log_settings(configs: &Configs) -> LogSettings {
 
 /// Runs the services until `stop` is cancelled or one of them fails.
 async fn run(configs: Configs, options: &Options, stop: CancellationToken) -> anyhow::Result<()> {
-    let mut services = JoinSet::new();
+    let mut services = TaskGroup::new(stop.clone());
     let mut start =
         |name: &'static str,
          task: std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>| {
-            services.spawn(async move { (name, task.await) });
+            services.spawn(name, task);
         };
     start(
         "persister",
@@ -116,19 +116,7 @@ async fn run(configs: Configs, options: &Options, stop: CancellationToken) -> an
         );
     }
     tracing::info!("FLick is running: every service in one process");
-
-    let mut failure = None;
-    while let Some(joined) = services.join_next().await {
-        let (name, outcome) = joined.map_err(|err| anyhow::anyhow!("a service panicked: {err}"))?;
-        match outcome {
-            Ok(()) if stop.is_cancelled() => {}
-            Ok(()) => tracing::warn!(service = name, "Service stopped by itself"),
-            Err(err) => {
-                tracing::error!(service = name, error = %telemetry::one_line(&err), "Service failed; stopping the others");
-                failure.get_or_insert(err.context(format!("{name} failed")));
-                stop.cancel();
-            }
-        }
-    }
-    failure.map_or(Ok(()), Err)
+    // A service that fails, panics or returns by itself stops the others, which finish the
+    // work in hand; the process waits for all of them.
+    services.join().await
 }

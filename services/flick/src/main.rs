@@ -2,10 +2,12 @@
 //!
 //! `flick all` runs the persister, alerter, gateway and (unless told not to) a collector for
 //! this host against NATS and PostgreSQL at their default local addresses. Every service is
-//! the same library the separate binaries run; only the process boundary is gone.
+//! the same library the separate binaries run; only the process boundary is gone. `flick init`
+//! generates a hub's secrets and configuration.
 
 mod all;
 mod dev_secrets;
+mod init;
 
 use std::path::PathBuf;
 
@@ -25,6 +27,8 @@ struct Cli {
 enum Command {
     /// Run every service in this process until SIGINT/SIGTERM.
     All(all::Options),
+    /// Generate a hub's secrets and configuration, once (keeps what exists).
+    Init(init::Options),
 }
 
 /// Where `flick all` keeps the secrets it generates when none are configured.
@@ -36,5 +40,6 @@ fn default_secrets_path() -> PathBuf {
 async fn main() -> std::process::ExitCode {
     match Cli::parse().command {
         Command::All(options) => all::main(options).await,
+        Command::Init(options) => init::main(options),
     }
 }

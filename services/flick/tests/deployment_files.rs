@@ -1,19 +1,28 @@
 //! The deployment files agree with the code, so that `docker compose up` does not fail on a
 //! setting nobody reads or a value nobody accepts:
 //!
-//! - every variable compose.yaml interpolates is in .env.example, and every one there is used;
+//! - every variable compose.yaml interpolates is in .env.example, every one there is used, and
+//!   none of them is a secret (the `init` service generates them all);
 //! - each FLick container gets only names its own service reads (an alias, or a `FLICK_` name
 //!   of one of its configuration sections: a service ignores sections it does not have, so a
 //!   name meant for another service would be silently lost);
-//! - each service's real binary, started with exactly its container's environment (values from
-//!   .env.example) and `check-config`, accepts it: every key exists (sections refuse unknown
-//!   keys) and every value is valid;
-//! - the nats container passes nats.conf every password it needs, each service logs in as its
-//!   own nats.conf user with that user's password, and each health check probes the address its
-//!   service listens on, with the binary its image holds.
+//! - the `init` service's own command (the real `flick init`, into a directory standing for
+//!   the secrets volume) generates what the containers read, and each service's real binary,
+//!   started with exactly its container's environment and `check-config`, accepts it: every key
+//!   exists (sections refuse unknown keys) and every value is valid;
+//! - NATS started with the nats container's command runs the generated configuration, each
+//!   service connects to it as its own identity over TLS (the certificate names the host it
+//!   dials), the database is created with the password the services use, and each health check
+//!   probes the address its service listens on, with the binary its image holds;
+//! - the `cluster` profile (with the settings .env.example documents for it) adds two NATS
+//!   nodes; the three nodes, started with their containers' commands and the generated
+//!   `nats-cluster.conf`, form one JetStream cluster with mutual TLS on the routes, every
+//!   back-end service is given the three nodes and the persister's streams get a replica on each;
+//! - the proxy's Caddyfile is the repository's, Caddy itself accepts it with the proxy's
+//!   environment and the generated CA, and the gateway is reachable only through it.
 //!
 //! compose.yaml is read as text, not with a YAML library: `environment:` blocks must be maps
-//! with one `KEY: value` per line, which this test enforces.
+//! with one `KEY: value` per line and a `command:` one inline list, which this test enforces.
 
 mod common;
 
@@ -69,6 +78,7 @@ const FLICK_SERVICES: &[FlickService] = &[
             "log",
             "encryption",
             "alerter",
+            "notify",
         ],
         lenient: &[],
         listener: Some("FLICK_ALERTER__OPS_LISTEN"),
@@ -84,14 +94,24 @@ const FLICK_SERVICES: &[FlickService] = &[
             "encryption",
             "gateway",
             "alerter",
+            "notify",
+            "enrollment",
         ],
         lenient: &["alerter"],
-        listener: Some("FLICK_GATEWAY__PORT"),
+        listener: Some("FLICK_GATEWAY__OPS_LISTEN"),
     },
 ];
 
-/// The infrastructure containers, which get no FLick settings.
-const OTHER_SERVICES: &[&str] = &["nats", "timescaledb"];
+/// The containers that get no FLick settings: the one-shot generator and the infrastructure.
+const OTHER_SERVICES: &[&str] = &["init", "nats", "nats-2", "nats-3", "timescaledb", "proxy"];
+
+/// The NATS nodes of the `cluster` profile: `nats` (in every profile) and the two it adds.
+const CLUSTER_NODES: [&str; 3] = ["nats", "nats-2", "nats-3"];
+
+/// Where the containers mount the secrets volume `init` writes.
+const SECRETS_MOUNT: &str = "/flick";
+/// The NATS account resolver's directory, in the nats container's data volume.
+const RESOLVER_DIR: &str = "/data/jwt";
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -198,6 +218,14 @@ struct ComposeService {
     environment: Vec<(String, String)>,
     /// The health check's `test: [...]` items.
     healthcheck: Vec<String>,
+    /// `command: [...]`, as written.
+    command: Vec<String>,
+    /// `volumes:`, each `source:target[:mode]` as written.
+    volumes: Vec<String>,
+    /// `ports:`, each as written.
+    ports: Vec<String>,
+    /// `profiles: [...]`: empty for a service of every `docker compose up`.
+    profiles: Vec<String>,
     build_target: Option<String>,
 }
 
@@ -221,6 +249,14 @@ fn parse_compose(text: &str) -> Vec<ComposeService> {
                 healthcheck: child(body, "healthcheck")
                     .and_then(|(_, check)| child(check, "test"))
                     .map(|(test, _)| flow_list(&test))
+                    .unwrap_or_default(),
+                command: child(body, "command")
+                    .map(|(command, _)| flow_list(&command))
+                    .unwrap_or_default(),
+                volumes: list_items(body, "volumes"),
+                ports: list_items(body, "ports"),
+                profiles: child(body, "profiles")
+                    .map(|(profiles, _)| flow_list(&profiles))
                     .unwrap_or_default(),
                 build_target: child(body, "build")
                     .and_then(|(_, build)| child(build, "target"))
@@ -277,12 +313,25 @@ fn environment(service: &str, body: &[Line]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The `- item` lines under `key:`, unquoted.
+fn list_items(body: &[Line], key: &str) -> Vec<String> {
+    child(body, key)
+        .map(|(_, items)| {
+            items
+                .iter()
+                .filter_map(|line| line.text.strip_prefix("- "))
+                .map(unquote)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The items of an inline list such as `["CMD", "flick-gateway", "healthcheck"]`.
 fn flow_list(text: &str) -> Vec<String> {
     let inner = text
         .strip_prefix('[')
         .and_then(|rest| rest.strip_suffix(']'))
-        .unwrap_or_else(|| panic!("compose.yaml: write the health check as [\"CMD\", …]: {text}"));
+        .unwrap_or_else(|| panic!("compose.yaml: write it as one inline list [\"…\", …]: {text}"));
     inner.split(',').map(|item| unquote(item.trim())).collect()
 }
 
@@ -442,16 +491,30 @@ fn parse_env_file(text: &str) -> BTreeMap<String, String> {
 struct Files {
     compose_text: String,
     services: Vec<ComposeService>,
+    /// .env.example (what a user's optional .env overrides).
     variables: BTreeMap<String, String>,
+    /// What the `init` service's command wrote, into a directory standing for the secrets volume.
+    hub: tempfile::TempDir,
+}
+
+/// Whether a variable of .env.example would hold a secret.
+fn is_secret(name: &str) -> bool {
+    ["PASSWORD", "SECRET", "KEY", "TOKEN"]
+        .iter()
+        .any(|s| name.contains(s))
 }
 
 fn files() -> Files {
     let compose_text = read("compose.yaml");
-    Files {
+    let variables = parse_env_file(&read(".env.example"));
+    let mut files = Files {
         services: parse_compose(&compose_text),
         compose_text,
-        variables: parse_env_file(&read(".env.example")),
-    }
+        variables,
+        hub: tempfile::tempdir().expect("a directory for the secrets volume"),
+    };
+    files.run_init();
+    files
 }
 
 impl Files {
@@ -470,13 +533,135 @@ impl Files {
             .collect()
     }
 
-    /// A service's environment with the values compose would give it from .env.example.
+    /// A path inside a container, as this test's stand-ins hold it: the secrets volume is the
+    /// hub directory, the resolver's directory a folder in it.
+    fn on_this_machine(&self, value: &str) -> String {
+        let hub = self.hub.path().display().to_string();
+        if let Some(rest) = value.strip_prefix(SECRETS_MOUNT) {
+            format!("{hub}{rest}")
+        } else if let Some(rest) = value.strip_prefix(RESOLVER_DIR) {
+            format!("{hub}/resolver{rest}")
+        } else {
+            value.to_owned()
+        }
+    }
+
+    /// A service's command, interpolated from .env.example, its paths on this machine.
+    fn command(&self, service: &str) -> Vec<String> {
+        self.service(service)
+            .command
+            .iter()
+            .map(|item| self.on_this_machine(&interpolate(item, &self.variables)))
+            .collect()
+    }
+
+    /// The `init` service's command with the real `flick`: what `docker compose up` generates.
+    fn run_init(&mut self) {
+        let init = self.service("init");
+        assert_eq!(
+            init.build_target.as_deref(),
+            Some("flick"),
+            "init runs `flick init` from the all-in-one image"
+        );
+        assert!(
+            init.volumes
+                .iter()
+                .any(|v| v == &format!("flick-secrets:{SECRETS_MOUNT}")),
+            "init writes into the secrets volume at {SECRETS_MOUNT}, read-write: {:?}",
+            init.volumes
+        );
+        let command = self.command("init");
+        assert_eq!(command.first().map(String::as_str), Some("init"));
+        let output = Command::new(common::binary("flick"))
+            .args(&command)
+            .output()
+            .expect("run flick init");
+        assert!(
+            output.status.success(),
+            "the init service's command: {}",
+            describe(&output)
+        );
+        let again = Command::new(common::binary("flick"))
+            .args(&command)
+            .output()
+            .expect("run flick init");
+        assert!(
+            again.status.success()
+                && String::from_utf8_lossy(&again.stdout).contains(" 0 files written"),
+            "a second `up` runs init again, which keeps everything: {}",
+            describe(&again)
+        );
+    }
+
+    /// A service's environment with the values compose would give it (from .env.example), its
+    /// paths on this machine.
     fn environment(&self, service: &str) -> Vec<(String, String)> {
         self.service(service)
             .environment
             .iter()
-            .map(|(name, value)| (name.clone(), interpolate(value, &self.variables)))
+            .map(|(name, value)| {
+                let value = interpolate(value, &self.variables);
+                (name.clone(), self.on_this_machine(&value))
+            })
             .collect()
+    }
+
+    /// The hosts a service's NATS URLs name (`NATS_URL`, `FLICK_NATS__URL` or flick.toml's,
+    /// comma-separated), each one checked to be NATS over TLS.
+    fn nats_hosts(&self, service: &str) -> Vec<String> {
+        let environment = self.environment(service);
+        let get = |key: &str| {
+            environment
+                .iter()
+                .find(|(name, _)| name == key)
+                .map(|(_, value)| value.clone())
+        };
+        let urls = get("NATS_URL")
+            .or_else(|| get("FLICK_NATS__URL"))
+            .unwrap_or_else(|| self.flick_toml("nats", "url"));
+        urls.split(',')
+            .map(|url| {
+                url.trim()
+                    .strip_prefix("tls://")
+                    .and_then(|rest| rest.rsplit_once(':'))
+                    .map(|(host, _)| host.to_owned())
+                    .unwrap_or_else(|| panic!("{service}: NATS over TLS (found {urls})"))
+            })
+            .collect()
+    }
+
+    /// The settings the cluster profile takes, as .env.example documents them (its commented
+    /// `#   NAME=value` lines), over .env.example's own values.
+    fn for_the_cluster_profile(&mut self) -> BTreeMap<String, String> {
+        let documented: BTreeMap<String, String> = read(".env.example")
+            .lines()
+            .filter_map(|line| line.strip_prefix("#   ")?.split_once('='))
+            .filter(|(name, _)| self.variables.contains_key(*name))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
+        assert!(
+            !documented.is_empty(),
+            ".env.example documents the cluster profile's values as `#   NAME=value` lines"
+        );
+        self.variables.extend(documented.clone());
+        documented
+    }
+
+    /// `[section]`'s `key = "value"` of the generated flick.toml.
+    fn flick_toml(&self, section: &str, key: &str) -> String {
+        let text = std::fs::read_to_string(self.hub.path().join("flick.toml")).expect("flick.toml");
+        let mut current = String::new();
+        for line in text.lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                current = name.to_owned();
+            } else if let Some((name, value)) = line.split_once(" = ")
+                && current == section
+                && name == key
+            {
+                return unquote(value);
+            }
+        }
+        panic!("flick.toml has no {section}.{key}")
     }
 }
 
@@ -533,20 +718,17 @@ fn every_variable_compose_uses_is_in_env_example_and_every_one_there_is_used() {
 }
 
 #[test]
-fn env_example_holds_placeholders_not_secrets() {
+fn env_example_holds_no_secrets() {
     let files = files();
-    for (name, value) in &files.variables {
-        if ["PASSWORD", "SECRET", "KEY"]
-            .iter()
-            .any(|s| name.contains(s))
-        {
-            assert!(
-                value.to_ascii_lowercase().contains("change"),
-                ".env.example: {name} must be an obvious placeholder (containing `change`), \
-                 never a real secret"
-            );
-        }
-    }
+    let secrets: Vec<&String> = files
+        .variables
+        .keys()
+        .filter(|name| is_secret(name))
+        .collect();
+    assert!(
+        secrets.is_empty(),
+        ".env.example is optional overrides; `init` generates every secret: {secrets:?}"
+    );
 }
 
 /// Which section a variable sets, if it is a name the services read at all.
@@ -678,76 +860,450 @@ fn the_section_table_matches_the_services() {
     }
 }
 
-/// `user: name` followed by `password: $VARIABLE`, for every user of nats.conf.
-fn nats_conf_passwords() -> BTreeMap<String, String> {
-    let mut passwords = BTreeMap::new();
-    let mut user = None;
-    for line in read("nats.conf").lines().map(str::trim) {
-        if let Some(name) = line.strip_prefix("user:") {
-            user = Some(name.trim().to_owned());
-        } else if let Some(variable) = line.strip_prefix("password:") {
-            let variable = variable.trim().strip_prefix('$').unwrap_or_else(|| {
-                panic!("nats.conf: passwords come from the environment ({line})")
-            });
-            let user = user.take().expect("nats.conf: a password before its user");
-            passwords.insert(user, variable.to_owned());
-        }
+/// The value after `flag` in a command.
+fn flag<'a>(command: &'a [String], flag: &str) -> Option<&'a str> {
+    let at = command.iter().position(|item| item == flag)?;
+    command.get(at + 1).map(String::as_str)
+}
+
+/// A container reading the generated files mounts the secrets volume there, read-only.
+fn assert_mounts_secrets(service: &ComposeService) {
+    assert!(
+        service
+            .volumes
+            .iter()
+            .any(|v| v == &format!("flick-secrets:{SECRETS_MOUNT}:ro")),
+        "{}: mount the secrets volume read-only (flick-secrets:{SECRETS_MOUNT}:ro): {:?}",
+        service.name,
+        service.volumes
+    );
+}
+
+/// Kills the nats-server it holds when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
-    assert!(!passwords.is_empty(), "nats.conf has no users");
-    passwords
+}
+
+/// Starts nats-server with the command of the container `service`, with this machine's
+/// stand-ins for the container's store and ports: `store`, the client port `port`, no
+/// monitoring port, and `extra` arguments.
+fn start_nats(
+    service: &str,
+    mut command: Vec<String>,
+    store: &Path,
+    port: u16,
+    extra: &[String],
+) -> Killed {
+    for (name, value) in [("-sd", store.display().to_string()), ("-m", "0".to_owned())] {
+        let at = command
+            .iter()
+            .position(|item| item == name)
+            .unwrap_or_else(|| panic!("{service}: {name}"));
+        command[at + 1] = value;
+    }
+    command.extend(["-p".to_owned(), port.to_string()]);
+    command.extend(extra.iter().cloned());
+    Killed(
+        Command::new(std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into()))
+            .args(&command)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start nats-server"),
+    )
 }
 
 #[test]
-fn nats_gets_every_password_and_each_service_logs_in_as_its_own_user() {
+fn nats_runs_the_generated_configuration_and_each_service_connects_as_its_own_identity() {
     let files = files();
-    let passwords = nats_conf_passwords();
     let nats = files.service("nats");
-    let passed: BTreeSet<&str> = nats
-        .environment
-        .iter()
-        .map(|(name, value)| {
-            assert!(
-                name.starts_with("FLICK_NATS_") && name.ends_with("_PASSWORD"),
-                "nats: {name} is not one of nats.conf's password variables"
+    assert_mounts_secrets(nats);
+    let command = files.command("nats");
+    let config = flag(&command, "-c").expect("nats: -c <the generated nats-server.conf>");
+    assert_eq!(
+        config,
+        files.on_this_machine(&format!("{SECRETS_MOUNT}/nats/nats-server.conf")),
+        "nats runs the configuration init generated"
+    );
+    assert!(
+        flag(&files.command("init"), "--resolver-dir")
+            .is_some_and(|dir| dir.starts_with(&files.on_this_machine(RESOLVER_DIR))),
+        "the account resolver's directory is in the nats container's data volume"
+    );
+    let store = tempfile::tempdir().expect("a store");
+    let port = flick_shared::testkit::free_port();
+    std::fs::create_dir_all(files.on_this_machine(RESOLVER_DIR)).expect("resolver dir");
+    let _server = start_nats("nats", command, store.path(), port, &[]);
+
+    let names = std::fs::read_to_string(files.hub.path().join("tls/server.names"))
+        .expect("the names NATS's certificate carries");
+    let ca = files.hub.path().join("tls/ca.pem");
+    let creds_dir = files.on_this_machine(&files.flick_toml("nats", "creds_dir"));
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let connect = |creds: Option<PathBuf>| {
+            let ca = ca.clone();
+            async move {
+                let options = match creds {
+                    Some(creds) => async_nats::ConnectOptions::with_credentials_file(creds)
+                        .await
+                        .expect("read the creds"),
+                    None => async_nats::ConnectOptions::new(),
+                };
+                let client = options
+                    .add_root_certificates(ca)
+                    .require_tls(true)
+                    .connect(format!("tls://127.0.0.1:{port}"))
+                    .await?;
+                client.flush().await.map_err(|err| {
+                    async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::Io, err)
+                })?;
+                Ok::<_, async_nats::ConnectError>(client)
+            }
+        };
+        // The server is up once a service connects; give it a few seconds to start.
+        let mut first = Err(None);
+        for _ in 0..50 {
+            let creds = PathBuf::from(&creds_dir).join("persister.creds");
+            match connect(Some(creds)).await {
+                Ok(client) => {
+                    first = Ok(client);
+                    break;
+                }
+                Err(err) => first = Err(Some(err)),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        first.unwrap_or_else(|err| panic!("the persister connects: {err:?}"));
+        assert!(
+            connect(None).await.is_err(),
+            "a client without credentials is refused"
+        );
+
+        for service in FLICK_SERVICES {
+            let compose = files.service(service.name);
+            assert_mounts_secrets(compose);
+            let environment = files.environment(service.name);
+            let get = |key: &str| {
+                environment
+                    .iter()
+                    .find(|(name, _)| name == key)
+                    .map(|(_, value)| value.clone())
+            };
+            assert_eq!(
+                get(CONFIG_FILE_ENV),
+                Some(files.on_this_machine(&format!("{SECRETS_MOUNT}/flick.toml"))),
+                "{}: reads the generated flick.toml",
+                service.name
             );
-            assert!(
-                references(value).iter().any(|r| &r.name == name),
-                "nats: {name} must pass ${{{name}}} from .env, not {value:?}"
-            );
-            name.as_str()
+            for forbidden in [
+                "FLICK_NATS__USER",
+                "FLICK_NATS__PASSWORD",
+                "FLICK_NATS__CREDS",
+            ] {
+                assert!(
+                    get(forbidden).is_none(),
+                    "{}: connects as its own role's identity, not {forbidden}",
+                    service.name
+                );
+            }
+            for host in files.nats_hosts(service.name) {
+                assert!(
+                    names.lines().any(|name| name == host),
+                    "{}: dials {host}, which NATS's certificate must name ({names:?})",
+                    service.name
+                );
+            }
+            let creds = PathBuf::from(&creds_dir).join(format!("{}.creds", service.name));
+            connect(Some(creds))
+                .await
+                .unwrap_or_else(|err| panic!("{} connects as itself: {err}", service.name));
+        }
+    });
+}
+
+#[test]
+fn the_cluster_profile_runs_three_nats_nodes_that_form_one_jetstream_cluster() {
+    let mut files = files();
+    let documented = files.for_the_cluster_profile();
+    for service in FLICK_SERVICES {
+        let output = check_config(
+            &common::binary(service.binary),
+            &files.environment(service.name),
+        );
+        assert!(
+            output.status.success(),
+            "{} check-config with the cluster profile's settings: {}",
+            service.binary,
+            describe(&output)
+        );
+    }
+    assert!(
+        files.service("nats").profiles.is_empty(),
+        "nats runs in every profile (the default `up` is one node)"
+    );
+    for node in &CLUSTER_NODES[1..] {
+        assert_eq!(
+            files.service(node).profiles,
+            ["cluster"],
+            "{node}: only in the cluster profile"
+        );
+        assert_mounts_secrets(files.service(node));
+    }
+    // Every node runs the cluster configuration init generated, under its own name and with
+    // its own data volume (store and account resolver); the file routes to the three nodes.
+    let config = files.on_this_machine(&format!("{SECRETS_MOUNT}/nats/nats-cluster.conf"));
+    let text = std::fs::read_to_string(&config).expect("init writes nats/nats-cluster.conf");
+    let routes: Vec<&str> = text
+        .lines()
+        .filter_map(|line| {
+            line.trim()
+                .strip_prefix("\"nats-route://")?
+                .strip_suffix('"')
         })
         .collect();
-    let needed: BTreeSet<&str> = passwords.values().map(String::as_str).collect();
     assert_eq!(
-        passed, needed,
-        "the nats container must pass exactly the password variables nats.conf reads (it \
-         refuses to start without one)"
+        routes,
+        CLUSTER_NODES.map(|node| format!("{node}:6222")),
+        "nats-cluster.conf routes to every node of the profile"
     );
-
-    for service in FLICK_SERVICES {
-        let environment = &files.service(service.name).environment;
-        let get = |key: &str| {
-            environment
-                .iter()
-                .find(|(name, _)| name == key)
-                .map(|(_, value)| value.as_str())
-                .unwrap_or_else(|| panic!("{}: {key} is not set", service.name))
-        };
-        let user = get("FLICK_NATS__USER");
-        let variable = passwords
-            .get(user)
-            .unwrap_or_else(|| panic!("{}: nats.conf has no user {user}", service.name));
-        let given: Vec<String> = references(get("FLICK_NATS__PASSWORD"))
-            .into_iter()
-            .map(|r| r.name)
-            .collect();
+    let mut volumes = BTreeSet::new();
+    for node in CLUSTER_NODES {
+        let command = files.command(node);
         assert_eq!(
-            given,
-            std::slice::from_ref(variable),
-            "{} logs in as {user}, whose password nats.conf reads from ${variable}",
+            flag(&command, "-c"),
+            Some(config.as_str()),
+            "{node}: runs nats-cluster.conf with the cluster profile's settings ({documented:?})"
+        );
+        assert_eq!(
+            flag(&command, "--server_name"),
+            Some(node),
+            "{node}: its name"
+        );
+        let data = files
+            .service(node)
+            .volumes
+            .iter()
+            .find(|volume| volume.ends_with(":/data"))
+            .unwrap_or_else(|| panic!("{node}: a data volume at /data"))
+            .clone();
+        assert!(volumes.insert(data), "{node}: a data volume of its own");
+    }
+
+    // The three nodes from their compose commands; this machine's stand-ins for the network's
+    // names: a client and a route port each on loopback (`--cluster`, `--routes` replace the
+    // file's listen address and routes).
+    let ports = CLUSTER_NODES.map(|_| flick_shared::testkit::free_port());
+    let route_ports = CLUSTER_NODES.map(|_| flick_shared::testkit::free_port());
+    let local_routes = route_ports
+        .iter()
+        .map(|port| format!("nats-route://127.0.0.1:{port}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    std::fs::create_dir_all(files.on_this_machine(RESOLVER_DIR)).expect("resolver dir");
+    let stores: Vec<tempfile::TempDir> = CLUSTER_NODES
+        .iter()
+        .map(|_| tempfile::tempdir().expect("a store"))
+        .collect();
+    let _servers: Vec<Killed> = CLUSTER_NODES
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let extra = [
+                "--cluster".to_owned(),
+                format!("nats://127.0.0.1:{}", route_ports[i]),
+                "--routes".to_owned(),
+                local_routes.clone(),
+            ];
+            start_nats(
+                node,
+                files.command(node),
+                stores[i].path(),
+                ports[i],
+                &extra,
+            )
+        })
+        .collect();
+
+    // Each back-end service is given every node; connected with its own identity through that
+    // list, the persister creates the streams with the replicas its container is given.
+    let ca = files.hub.path().join("tls/ca.pem");
+    let creds_dir = PathBuf::from(files.on_this_machine(&files.flick_toml("nats", "creds_dir")));
+    let prefix = files.flick_toml("nats", "prefix");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        for service in FLICK_SERVICES.iter().filter(|s| s.name != "collector") {
+            let hosts = files.nats_hosts(service.name);
+            assert_eq!(hosts, CLUSTER_NODES, "{}: given every node", service.name);
+            let url = hosts
+                .iter()
+                .map(|host| {
+                    let at = CLUSTER_NODES.iter().position(|node| node == host);
+                    format!("tls://127.0.0.1:{}", ports[at.expect("a node")])
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            let settings = flick_shared::config::NatsSettings {
+                url,
+                prefix: prefix.clone(),
+                creds: Some(creds_dir.join(format!("{}.creds", service.name))),
+                ca: Some(ca.clone()),
+                ..Default::default()
+            };
+            let client = flick_shared::testkit::eventually(
+                &format!("{} connected to the cluster", service.name),
+                std::time::Duration::from_secs(30),
+                || async {
+                    flick_shared::nats::connect(&settings, service.name)
+                        .await
+                        .ok()
+                },
+            )
+            .await;
+            if service.name != "persister" {
+                continue;
+            }
+            let replicas: usize = files
+                .environment(service.name)
+                .iter()
+                .find(|(name, _)| name == "FLICK_STREAMS__REPLICAS")
+                .and_then(|(_, value)| value.parse().ok())
+                .expect("persister: FLICK_STREAMS__REPLICAS");
+            assert_eq!(replicas, 3, "the cluster profile's streams have 3 replicas");
+            let limits = flick_shared::config::StreamSettings {
+                replicas,
+                ..flick_shared::testkit::stream_settings()
+            };
+            let subjects = flick_shared::Subjects::new(prefix.clone()).expect("the prefix");
+            let js = async_nats::jetstream::new(client);
+            let kinds = flick_shared::subjects::StreamKind::ALL;
+            flick_shared::testkit::eventually(
+                "the streams created on the cluster (a meta leader and 3 peers)",
+                std::time::Duration::from_secs(60),
+                || async {
+                    flick_shared::streams::ensure_streams(&js, &subjects, &limits, &kinds)
+                        .await
+                        .ok()
+                },
+            )
+            .await;
+            let name = subjects.stream_name(flick_shared::subjects::StreamKind::Metrics);
+            let mut stream = js.get_stream(&name).await.expect("the metrics stream");
+            let cluster = stream
+                .info()
+                .await
+                .expect("its info")
+                .cluster
+                .clone()
+                .expect("clustered");
+            let mut peers: Vec<String> = cluster.replicas.iter().map(|r| r.name.clone()).collect();
+            peers.extend(cluster.leader.clone());
+            peers.sort();
+            assert_eq!(peers, CLUSTER_NODES, "a replica on every node: {cluster:?}");
+        }
+    });
+}
+
+#[test]
+fn the_database_is_created_with_the_password_the_services_use() {
+    let files = files();
+    let database = files.service("timescaledb");
+    assert_mounts_secrets(database);
+    let environment = files.environment("timescaledb");
+    let file = environment
+        .iter()
+        .find(|(name, _)| name == "POSTGRES_PASSWORD_FILE")
+        .map(|(_, value)| value.clone())
+        .expect("timescaledb: POSTGRES_PASSWORD_FILE");
+    let password = std::fs::read_to_string(&file).expect("the password file");
+    let url = files.flick_toml("database", "url");
+    assert!(
+        url.contains(&format!("flick:{}@timescaledb:5432/flick", password.trim())),
+        "the services' database.url carries the password the database is created with: {url}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).expect("stat").permissions().mode();
+        assert_eq!(
+            mode & 0o004,
+            0o004,
+            "the database image reads it as its own user, not as the flick user that wrote it"
+        );
+    }
+}
+
+#[test]
+fn the_proxy_is_the_one_front_door_and_caddy_accepts_its_configuration() {
+    let files = files();
+    let proxy = files.service("proxy");
+    assert_mounts_secrets(proxy);
+    assert!(
+        proxy
+            .volumes
+            .iter()
+            .any(|v| v == "./Caddyfile:/etc/caddy/Caddyfile:ro"),
+        "proxy: the repository's Caddyfile: {:?}",
+        proxy.volumes
+    );
+    // Fixed host ports, one each: an engine hands out a range round-robin, so the address would
+    // move after `down`/`up`.
+    let published: Vec<String> = proxy
+        .ports
+        .iter()
+        .map(|port| interpolate(port, &files.variables))
+        .collect();
+    assert_eq!(
+        published,
+        ["0.0.0.0:8080:8080", "0.0.0.0:8443:8443"],
+        "the dashboard on 8080 (HTTP) and 8443 (HTTPS) by default"
+    );
+    for service in FLICK_SERVICES {
+        assert!(
+            files.service(service.name).ports.is_empty(),
+            "{}: reached through the proxy (or NATS), never published itself",
             service.name
         );
     }
+    let gateway = files.environment("gateway");
+    let get = |key: &str| {
+        gateway
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_str())
+    };
+    assert_eq!(
+        (
+            get("FLICK_GATEWAY__TRUST_FORWARDED_FOR"),
+            get("FLICK_GATEWAY__TRUSTED_PROXIES")
+        ),
+        (Some("true"), Some("1")),
+        "behind one proxy, the client is the right-most X-Forwarded-For entry"
+    );
+
+    // Caddy (Debian's caddy) validates the file with the proxy's environment; the CA paths
+    // point at the generated volume.
+    let mut command = Command::new("caddy");
+    command
+        .args(["validate", "--adapter", "caddyfile", "--config"])
+        .arg(repository().join("Caddyfile"))
+        .env("FLICK_SECRETS", files.hub.path());
+    for (name, value) in files.environment("proxy") {
+        command.env(name, value);
+    }
+    let output = command
+        .output()
+        .expect("caddy (apt-get install caddy) validates the Caddyfile");
+    assert!(
+        output.status.success(),
+        "caddy validate: {}",
+        describe(&output)
+    );
 }
 
 /// The `FROM … AS <stage>` names of the Dockerfile, each with its `ENTRYPOINT` line.

@@ -14,34 +14,10 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
-use common::{Service, Stack};
+use common::{Api, Service, Stack};
+use flick_shared::natsauth::Role;
 use flick_shared::testkit::{self, eventually};
 use flick_shared::wire::MetricSample;
-
-/// A JSON client of the gateway's public REST API.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let url = format!("{}/api/v1{path}", self.base);
-        testkit::call_json(&self.http, method, &url, token, body).await
-    }
-
-    async fn get(&self, path: &str, token: &str) -> Value {
-        let (status, body) = self.call(Method::GET, path, Some(token), None).await;
-        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-        body
-    }
-}
 
 type WebSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -87,27 +63,30 @@ impl LiveClient {
 
 #[tokio::test]
 async fn a_newcomer_sees_the_fleet_live_stored_alerted_and_logged_through_public_interfaces() {
-    let nats = testkit::nats_conf_server();
-    let stack = Stack::on_nats_conf(&nats)
+    let hub = testkit::HubServer::start(&flick_shared::Subjects::default());
+    let stack = Stack::on_hub(&hub)
         .await
         .with_env("FLICK_ALERTER__FOR_SECS", "2");
 
-    // An integration watches the public subjects with the read-only user of nats.conf.
+    // An integration watches the public subjects with the read-only identity `flick init` made.
     let (violations_tx, mut violations) = mpsc::unbounded_channel();
-    let integration =
-        ConnectOptions::with_user_and_password("integration".into(), "integration-pw".into())
-            .custom_inbox_prefix(flick_shared::nats::inbox_prefix("integration"))
-            .event_callback(move |event| {
-                let tx = violations_tx.clone();
-                async move {
-                    if let Event::ServerError(err) = event {
-                        let _ = tx.send(err.to_string().to_lowercase());
-                    }
+    let integration = ConnectOptions::with_credentials_file(hub.creds(Role::Integration))
+        .await
+        .expect("the integration's creds")
+        .add_root_certificates(hub.ca())
+        .require_tls(true)
+        .custom_inbox_prefix(flick_shared::nats::inbox_prefix("integration"))
+        .event_callback(move |event| {
+            let tx = violations_tx.clone();
+            async move {
+                if let Event::ServerError(err) = event {
+                    let _ = tx.send(err.to_string().to_lowercase());
                 }
-            })
-            .connect(nats.url())
-            .await
-            .expect("the integration user connects");
+            }
+        })
+        .connect(hub.url())
+        .await
+        .expect("the integration user connects");
     let mut observed = integration
         .subscribe("flick.metrics.*")
         .await

@@ -84,9 +84,8 @@ async fn main() {
         streams: testkit::stream_settings(),
         ..Default::default()
     };
-    config.gateway.jwt_secret = Some("benchmark-signing-key-of-at-least-32-bytes".into());
-    config.encryption.key =
-        Some("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff".into());
+    config.gateway.jwt_secret = Some(testkit::random_key_hex().into());
+    config.encryption.key = Some(testkit::random_key_hex().into());
     config.gateway.user_burst = 1_000_000;
     config.gateway.user_per_second = 1_000_000;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -117,11 +117,8 @@ async fn main() {
             .env("FLICK_NATS__PREFIX", subjects.prefix())
             .env("DATABASE_URL", db.url())
             .env("PORT", port.to_string())
-            .env("JWT_SECRET", "benchmark-signing-key-of-at-least-32-bytes")
-            .env(
-                "ENCRYPTION_KEY",
-                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
-            )
+            .env("JWT_SECRET", testkit::random_key_hex())
+            .env("ENCRYPTION_KEY", testkit::random_key_hex())
             .env("FLICK_STREAMS__LOGS_MAX_BYTES", "8388608")
             .env("FLICK_GATEWAY__AUTH_BURST", "100000")
             .env("RUST_LOG", "warn")

@@ -1,13 +1,14 @@
 //! The gateway's configuration: `[nats]`, `[streams]`, `[database]`, `[log]`, `[encryption]`,
-//! `[gateway]`, and the alert defaults of `[alerter]` (shown beside per-server overrides).
+//! `[gateway]`, `[notify]`, and the alert defaults of `[alerter]` (shown beside per-server
+//! overrides).
 
 use serde::Deserialize;
 
 use flick_shared::Secret;
 use flick_shared::alert_defaults as defaults;
 use flick_shared::config::{
-    ConfigError, DatabaseSettings, EncryptionSettings, LogSettings, NatsSettings, StreamSettings,
-    Validate, check,
+    ConfigError, DatabaseSettings, EncryptionSettings, LogSettings, NatsSettings, SecretKind,
+    StreamSettings, Validate, check, check_secret,
 };
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -21,6 +22,103 @@ pub struct Config {
     pub gateway: GatewaySettings,
     /// Read from the alerter's section; other keys of that section are the alerter's business.
     pub alerter: AlertDefaults,
+    /// Where notification channels may point (checked when one is created).
+    pub notify: flick_shared::outbound::NotifySettings,
+    /// Enrolling hosts (written by `flick init`).
+    pub enrollment: EnrollmentSettings,
+}
+
+/// `[enrollment]`: the keys by which the gateway issues and revokes hosts' NATS identities.
+/// Unset (no `flick init`), the enrolment routes answer 503.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnrollmentSettings {
+    /// The FLICK account's public key.
+    pub account: Option<String>,
+    /// Seed of the account's signing key: signs hosts' user JWTs.
+    pub account_signing_seed: Option<Secret>,
+    /// Seed of the operator's signing key: signs the account JWT carrying revocations.
+    pub operator_signing_seed: Option<Secret>,
+    /// `.creds` of the system account's `registrar` user, which pushes account updates.
+    pub registrar_creds: Option<std::path::PathBuf>,
+    /// NATS URLs given to enrolled hosts (`tls://hub.example.com:4222`): a list, or one
+    /// comma-separated string.
+    #[serde(deserialize_with = "flick_shared::config::list_or_commas")]
+    pub nats_urls: Vec<String>,
+    /// The CA certificate (PEM) NATS's TLS certificate chains to, given to enrolled hosts.
+    pub ca: Option<std::path::PathBuf>,
+    /// This hub's URL as hosts reach it (`https://hub.example.com`), for the commands the
+    /// dashboard shows; unset, the address the request came to.
+    pub public_url: Option<String>,
+    /// Default lifetime of an enrolment token.
+    pub token_ttl_secs: u64,
+}
+
+impl Default for EnrollmentSettings {
+    fn default() -> Self {
+        Self {
+            account: None,
+            account_signing_seed: None,
+            operator_signing_seed: None,
+            registrar_creds: None,
+            nats_urls: Vec::new(),
+            ca: None,
+            public_url: None,
+            token_ttl_secs: 3_600,
+        }
+    }
+}
+
+impl Validate for EnrollmentSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let seed = |setting: &str, seed: &Option<Secret>, kind: char| match seed {
+            Some(seed) => check(
+                setting,
+                seed.expose().starts_with(&format!("S{kind}"))
+                    && nkeys::KeyPair::from_seed(seed.expose()).is_ok(),
+                || format!("is not an nkey seed of the right kind (S{kind}…)"),
+            ),
+            None => Ok(()),
+        };
+        seed(
+            "enrollment.account_signing_seed",
+            &self.account_signing_seed,
+            'A',
+        )?;
+        seed(
+            "enrollment.operator_signing_seed",
+            &self.operator_signing_seed,
+            'O',
+        )?;
+        if let Some(account) = &self.account {
+            check(
+                "enrollment.account",
+                account.starts_with('A') && nkeys::KeyPair::from_public_key(account).is_ok(),
+                || format!("{account:?} is not an account public key (A…)"),
+            )?;
+        }
+        for (setting, path) in [
+            ("enrollment.registrar_creds", &self.registrar_creds),
+            ("enrollment.ca", &self.ca),
+        ] {
+            if let Some(path) = path {
+                check(setting, path.is_file(), || {
+                    format!("{} is not a readable file", path.display())
+                })?;
+            }
+        }
+        // Each entry is what an enrolled host's `nats.url` will hold (its list joined by commas):
+        // refused here, not by every host that enrols.
+        for url in &self.nats_urls {
+            flick_shared::nats::server_addrs(url)
+                .map_err(|err| ConfigError::new("enrollment.nats_urls", err.to_string()))?;
+        }
+        check(
+            "enrollment.token_ttl_secs",
+            (60..=7 * 86_400).contains(&self.token_ttl_secs),
+            || format!("{} is not in 60..=604800", self.token_ttl_secs),
+        )
+    }
 }
 
 /// `[gateway]`
@@ -47,8 +145,40 @@ pub struct GatewaySettings {
     pub user_burst: u32,
     /// … refilled at this many per second.
     pub user_per_second: u32,
+    /// Login and register attempts across all clients: a burst of this many …
+    pub auth_global_burst: u32,
+    /// … refilled at this many per second (a flood from many addresses meets this bound).
+    pub auth_global_per_second: u32,
+    /// Password hashes computed at once (each takes 19 MiB and a core); 0: one per core.
+    pub password_hash_workers: usize,
+    /// How long a login or registration waits for a hashing worker before 503.
+    pub password_hash_queue_ms: u64,
     /// Take the client IP from `X-Forwarded-For` (only behind a trusted reverse proxy).
     pub trust_forwarded_for: bool,
+    /// With `trust_forwarded_for`: how many reverse proxies in front of the gateway append to
+    /// `X-Forwarded-For`; the client is that many entries from the right (what a client writes
+    /// itself, to the left, is never believed).
+    pub trusted_proxies: usize,
+    /// How long an answer on an account and session is cached (at most 5 s): logout, deletion,
+    /// disabling and role changes take effect within this time even if a notification is lost.
+    pub access_cache_ms: u64,
+    /// Mark the refresh cookie `Secure` (browsers then send it over HTTPS and to localhost
+    /// only). Turn off only for plain HTTP on a trusted network.
+    pub cookie_secure: bool,
+    /// PostgreSQL's `statement_timeout` for the gateway's queries.
+    pub statement_timeout_ms: u64,
+    /// History queries one user may run at once (429 beyond it).
+    pub history_per_user: usize,
+    /// History queries running at once across users; 0: half the database pool, so the other
+    /// half always serves everything else.
+    pub history_concurrency: usize,
+    /// WebSocket connections one user may hold (across the user's sessions).
+    pub ws_max_per_user: usize,
+    /// WebSocket connections one client address (IPv6: its /64) may hold.
+    pub ws_max_per_address: usize,
+    /// `host:port` of `/readyz` and `/metrics` (loopback by default: they say more than the
+    /// public should hear); empty turns it off. `/healthz` stays on the public port too.
+    pub ops_listen: String,
     pub body_limit_bytes: usize,
     pub request_timeout_ms: u64,
     /// A server with no sample for this long is shown offline.
@@ -75,6 +205,10 @@ pub struct GatewaySettings {
     /// The built web dashboard (`npm run build` in `services/gateway/web`). Unset: that
     /// `web/dist` of the source tree when it exists, else `/usr/share/flick/web`.
     pub web_dir: Option<std::path::PathBuf>,
+    /// Collector binaries served at `/downloads` (`flick-collector-linux-<arch>`, for the
+    /// installer). Unset: `/usr/share/flick/downloads` when it exists (the gateway's image),
+    /// else the `flick-collector` beside the gateway's own binary.
+    pub downloads_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for GatewaySettings {
@@ -91,7 +225,20 @@ impl Default for GatewaySettings {
             auth_refill_secs: 12,
             user_burst: 120,
             user_per_second: 20,
+            auth_global_burst: 100,
+            auth_global_per_second: 20,
+            password_hash_workers: 0,
+            password_hash_queue_ms: 3_000,
             trust_forwarded_for: false,
+            trusted_proxies: 1,
+            access_cache_ms: 2_000,
+            cookie_secure: true,
+            statement_timeout_ms: 5_000,
+            history_per_user: 2,
+            history_concurrency: 0,
+            ws_max_per_user: 50,
+            ws_max_per_address: 200,
+            ops_listen: "127.0.0.1:9103".to_owned(),
             body_limit_bytes: 64 * 1024,
             request_timeout_ms: 10_000,
             offline_after_secs: 30,
@@ -105,11 +252,16 @@ impl Default for GatewaySettings {
             ws_ping_secs: 20,
             ws_recheck_secs: 30,
             web_dir: None,
+            downloads_dir: None,
         }
     }
 }
 
 impl GatewaySettings {
+    pub fn ops(&self) -> flick_shared::config::OpsSettings {
+        flick_shared::config::OpsSettings::on(&self.ops_listen)
+    }
+
     pub fn listen_address(&self) -> Option<std::net::SocketAddr> {
         format!("{}:{}", self.host, self.port)
             .parse()
@@ -165,6 +317,8 @@ impl Validate for Config {
         self.database.validate()?;
         self.log.validate()?;
         self.encryption.validate()?;
+        self.notify.validate()?;
+        self.enrollment.validate()?;
         let g = &self.gateway;
         check("gateway.host", g.listen_address().is_some(), || {
             format!("{:?} is not an IP address to listen on", g.host)
@@ -185,7 +339,14 @@ impl Validate for Config {
                         secret.expose().len()
                     )
                 },
-            )?,
+            )
+            .and_then(|()| {
+                check_secret(
+                    "gateway.jwt_secret",
+                    secret.expose(),
+                    SecretKind::SigningKey,
+                )
+            })?,
         }
         check("encryption.key", self.encryption.key.is_some(), || {
             "is required by the gateway (set ENCRYPTION_KEY to 32 bytes, hex or base64)".into()
@@ -203,6 +364,43 @@ impl Validate for Config {
         check("gateway.auth_burst", g.auth_burst >= 1, || {
             "must be at least 1".into()
         })?;
+        check(
+            "gateway.auth_global_burst",
+            g.auth_global_burst >= 1 && g.auth_global_per_second >= 1,
+            || {
+                "gateway.auth_global_burst and gateway.auth_global_per_second must be at least 1"
+                    .into()
+            },
+        )?;
+        check(
+            "gateway.trusted_proxies",
+            (1..=10).contains(&g.trusted_proxies),
+            || format!("{} is not in 1..=10", g.trusted_proxies),
+        )?;
+        check(
+            "gateway.access_cache_ms",
+            g.access_cache_ms <= 5_000,
+            || {
+                format!(
+                    "{} is more than 5000: sessions must end within seconds",
+                    g.access_cache_ms
+                )
+            },
+        )?;
+        check(
+            "gateway.statement_timeout_ms",
+            (100..=600_000).contains(&g.statement_timeout_ms),
+            || format!("{} is not in 100..=600000", g.statement_timeout_ms),
+        )?;
+        check("gateway.history_per_user", g.history_per_user >= 1, || {
+            "must be at least 1".into()
+        })?;
+        check(
+            "gateway.ws_max_per_user",
+            g.ws_max_per_user >= 1 && g.ws_max_per_address >= 1,
+            || "gateway.ws_max_per_user and gateway.ws_max_per_address must be at least 1".into(),
+        )?;
+        g.ops().validate("gateway.ops_listen")?;
         check(
             "gateway.user_burst",
             g.user_burst >= 1 && g.user_per_second >= 1,
@@ -239,6 +437,11 @@ impl Validate for Config {
         check("gateway.ws_recheck_secs", g.ws_recheck_secs >= 1, || {
             "must be at least 1".into()
         })?;
+        if let Some(dir) = &g.downloads_dir {
+            check("gateway.downloads_dir", dir.is_dir(), || {
+                format!("{} is not a directory", dir.display())
+            })?;
+        }
         match &g.web_dir {
             Some(dir) => check("gateway.web_dir", dir.is_dir(), || {
                 format!("{} is not a directory", dir.display())

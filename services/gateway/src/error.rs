@@ -32,6 +32,13 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// Unavailable for now, with when to retry (`Retry-After`): the gateway is at a bound it
+    /// keeps on purpose (password hashing workers, database connections, a query's time).
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -62,7 +69,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,7 +84,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => "validation_failed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unavailable(_) | ApiError::Busy { .. } => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -86,14 +93,38 @@ impl ApiError {
         ApiError::Unprocessable(message.into())
     }
 
+    /// 422 unless `value` can be stored: PostgreSQL's `text` and `jsonb` refuse the NUL
+    /// character (the same rule the services apply to what arrives on NATS).
+    pub fn storable(field: &str, value: &str) -> Result<(), Self> {
+        flick_shared::wire::check_no_nul(field, value).map_err(|message| {
+            ApiError::Unprocessable(format!("{message}, which cannot be stored"))
+        })
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::BadRequest(message.into())
     }
 }
 
+/// SQLSTATE of a statement cancelled by `statement_timeout` (or a cancel request).
+const QUERY_CANCELED: &str = "57014";
+
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        ApiError::Internal(anyhow::Error::new(err).context("database"))
+        match &err {
+            // Every connection is busy: a bound, not a fault.
+            sqlx::Error::PoolTimedOut => ApiError::Busy {
+                message: "the database is busy; retry shortly".into(),
+                retry_after_secs: 1,
+            },
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(QUERY_CANCELED) => {
+                ApiError::Busy {
+                    message: "the query took longer than this gateway allows (gateway.statement_timeout_ms); ask for a shorter range or a larger bucket".into(),
+                    retry_after_secs: 5,
+                }
+            }
+            _ => ApiError::Internal(anyhow::Error::new(err).context("database")),
+        }
     }
 }
 
@@ -117,7 +148,14 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if let ApiError::RateLimited { retry_after_secs } = self
+        let retry_after = match self {
+            ApiError::RateLimited { retry_after_secs }
+            | ApiError::Busy {
+                retry_after_secs, ..
+            } => Some(retry_after_secs),
+            _ => None,
+        };
+        if let Some(retry_after_secs) = retry_after
             && let Ok(value) = HeaderValue::from_str(&retry_after_secs.max(1).to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);

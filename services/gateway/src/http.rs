@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -89,6 +89,52 @@ pub fn cors(settings: &GatewaySettings) -> Option<CorsLayer> {
     )
 }
 
+/// The scheme and host a browser shows for this gateway: `http://<Host>`, or the scheme of
+/// `X-Forwarded-Proto` (and host of `X-Forwarded-Host`) when the gateway trusts its proxies.
+pub(crate) fn own_origin(headers: &HeaderMap, settings: &GatewaySettings) -> Option<String> {
+    let forwarded = |name: &str| {
+        settings
+            .trust_forwarded_for
+            .then(|| headers.get(name).and_then(|v| v.to_str().ok()))
+            .flatten()
+            .and_then(|v| v.split(',').next_back())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let host = forwarded("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .filter(|host| !host.is_empty())?;
+    let scheme = forwarded("x-forwarded-proto").unwrap_or("http");
+    Some(format!("{}://{host}", scheme.to_ascii_lowercase()))
+}
+
+/// Whether a browser page at the request's `Origin` may use the gateway's credentials (the
+/// live socket, the refresh cookie): an origin of `gateway.cors_origins`, or the gateway's own
+/// origin, scheme included (`https://gw` is not `http://gw`). Requests without an `Origin`
+/// are not from a browser page.
+pub fn origin_allowed(headers: &HeaderMap, settings: &GatewaySettings) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    let origin = origin.trim_end_matches('/');
+    settings
+        .cors_origins
+        .iter()
+        .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
+        || own_origin(headers, settings).is_some_and(|own| own.eq_ignore_ascii_case(origin))
+}
+
+/// 403 unless [`origin_allowed`].
+pub fn require_own_origin(headers: &HeaderMap, settings: &GatewaySettings) -> Result<(), ApiError> {
+    if origin_allowed(headers, settings) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "this origin may not use the gateway's credentials".into(),
+        ))
+    }
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("route")
 }
@@ -98,4 +144,58 @@ pub async fn method_not_allowed() -> Response {
         ApiError::BadRequest("this method is not allowed on this route".into()).into_response();
     *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(origin: Option<&str>, host: &str, proto: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, host.parse().expect("host"));
+        if let Some(origin) = origin {
+            headers.insert(header::ORIGIN, origin.parse().expect("origin"));
+        }
+        if let Some(proto) = proto {
+            headers.insert("x-forwarded-proto", proto.parse().expect("proto"));
+        }
+        headers
+    }
+
+    #[test]
+    fn browsers_from_the_allowlist_or_the_gateway_itself_only_scheme_included() {
+        let settings = GatewaySettings {
+            cors_origins: vec!["https://dash.example.com".to_owned()],
+            ..GatewaySettings::default()
+        };
+        let allowed =
+            |origin, host, proto| origin_allowed(&headers(origin, host, proto), &settings);
+        assert!(allowed(None, "gw:8080", None), "not a browser");
+        assert!(allowed(Some("https://dash.example.com"), "gw:8080", None));
+        assert!(
+            allowed(Some("http://gw:8080"), "gw:8080", None),
+            "same origin"
+        );
+        assert!(
+            !allowed(Some("https://gw:8080"), "gw:8080", None),
+            "another scheme is another origin"
+        );
+        assert!(!allowed(Some("https://evil.example.com"), "gw:8080", None));
+        assert!(
+            !allowed(Some("https://gw"), "gw", Some("https")),
+            "X-Forwarded-Proto is not believed unless forwarding is trusted"
+        );
+        let behind_tls = GatewaySettings {
+            trust_forwarded_for: true,
+            ..GatewaySettings::default()
+        };
+        assert!(origin_allowed(
+            &headers(Some("https://gw"), "gw", Some("https")),
+            &behind_tls
+        ));
+        assert!(!origin_allowed(
+            &headers(Some("http://gw"), "gw", Some("https")),
+            &behind_tls
+        ));
+    }
 }

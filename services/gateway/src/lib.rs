@@ -5,7 +5,9 @@ pub mod api;
 mod audit;
 pub mod auth;
 pub mod config;
+pub mod enrollment;
 pub mod error;
+mod heavy;
 mod http;
 mod limits;
 pub mod live;
@@ -99,12 +101,26 @@ pub async fn connect(config: &Config, shutdown: CancellationToken) -> anyhow::Re
         .build(client.clone());
     let subjects = config.nats.subjects();
     ensure_streams(&js, &subjects, &config.streams, &[StreamKind::Logs]).await?;
-    let pool = db::connect_and_migrate(&config.database, "flick-gateway").await?;
+    let settings = &config.gateway;
+    let pool = db::migrate_then_connect(
+        &config.database,
+        "flick-gateway",
+        &[
+            (
+                "statement_timeout",
+                settings.statement_timeout_ms.to_string(),
+            ),
+            // A query whose request went away (its connection closed) stops within a second.
+            ("client_connection_check_interval", "1000".to_owned()),
+        ],
+    )
+    .await?;
     let timescale = db::has_timescaledb(&pool)
         .await
         .context("detect TimescaleDB")?;
     ops::prometheus();
     let hub = live::Hub::start(client.clone(), subjects.clone(), shutdown.clone()).await?;
+    let registrar = enrollment::Registrar::new(&config.enrollment, &config.nats, pool.clone())?;
     Ok(AppState {
         hub,
         shutdown,
@@ -119,7 +135,28 @@ pub async fn connect(config: &Config, shutdown: CancellationToken) -> anyhow::Re
         keys: Arc::new(keys),
         settings: Arc::new(config.gateway.clone()),
         defaults: Arc::new(config.alerter.clone()),
-        limits: Arc::new(limits::Limits::new(&config.gateway)),
+        limits: Arc::new(limits::Limits::new(settings)),
+        access: Arc::new(auth::access::Access::new(Duration::from_millis(
+            settings.access_cache_ms,
+        ))),
+        hasher: Arc::new(auth::password::Hasher::new(
+            settings.password_hash_workers,
+            Duration::from_millis(settings.password_hash_queue_ms),
+        )),
+        registrar,
+        downloads: {
+            let dir = settings.downloads_dir.clone();
+            tokio::task::spawn_blocking(move || api::install::Downloads::load(dir.as_deref()))
+                .await?
+                .context("gateway.downloads_dir")?
+        },
+        enrollment_ttl_secs: config.enrollment.token_ttl_secs,
+        destinations: Arc::new(config.notify.destinations()?),
+        history: Arc::new(heavy::Gate::new(
+            settings.history_per_user,
+            settings.history_concurrency,
+            config.database.max_connections,
+        )),
         timescale,
     })
 }
@@ -131,15 +168,38 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let state = connect(&config, shutdown.clone()).await?;
+    let ops = ops::spawn(
+        &config.gateway.ops(),
+        ops::nats_and_database(state.nats.clone(), state.pool.clone()),
+        shutdown.clone(),
+    )
+    .await?;
+    if let Some((address, _)) = &ops {
+        tracing::info!(%address, "Operations endpoints listening");
+    }
+    let registrar_task = state
+        .registrar
+        .clone()
+        .map(|registrar| tokio::spawn(registrar.run(shutdown.clone())));
+    let listener_task = tokio::spawn(auth::access::listen(
+        state.pool.clone(),
+        state.access.clone(),
+        state.hub.clone(),
+        shutdown.clone(),
+    ));
     let sweeper = tokio::spawn({
         let limits = state.limits.clone();
+        let access = state.access.clone();
         let shutdown = shutdown.clone();
         async move {
             let mut every = tokio::time::interval(Duration::from_secs(60));
             while !shutdown.is_cancelled() {
                 tokio::select! {
                     () = shutdown.cancelled() => {}
-                    _ = every.tick() => limits.sweep(),
+                    _ = every.tick() => {
+                        limits.sweep();
+                        access.sweep();
+                    }
                 }
             }
         }
@@ -155,6 +215,13 @@ pub async fn serve(
     .await
     .context("serve HTTP")?;
     sweeper.abort();
+    listener_task.abort();
+    if let Some(task) = registrar_task {
+        task.abort();
+    }
+    if let Some((_, task)) = ops {
+        let _ = task.await;
+    }
     pool.close().await;
     client.drain().await.context("drain the NATS connection")?;
     tracing::info!("Gateway stopped");

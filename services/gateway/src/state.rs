@@ -26,6 +26,20 @@ pub struct AppState {
     pub settings: Arc<GatewaySettings>,
     pub defaults: Arc<AlertDefaults>,
     pub limits: Arc<Limits>,
+    /// Account and session checks, cached for a few seconds.
+    pub access: Arc<crate::auth::access::Access>,
+    /// Password hashing on a bounded number of workers.
+    pub hasher: Arc<crate::auth::password::Hasher>,
+    /// Issues and revokes enrolled hosts' NATS identities; `None` without `[enrollment]` keys.
+    pub registrar: Option<Arc<crate::enrollment::Registrar>>,
+    /// The collector binaries `/downloads` serves.
+    pub downloads: Arc<crate::api::install::Downloads>,
+    /// Default lifetime of an enrolment token.
+    pub enrollment_ttl_secs: u64,
+    /// Where notification channels may point.
+    pub destinations: Arc<flick_shared::outbound::Destinations>,
+    /// History queries in flight, per user and overall.
+    pub history: Arc<crate::heavy::Gate>,
     /// TimescaleDB's aggregates serve long history ranges when present.
     pub timescale: bool,
     /// Live WebSocket fan-out.
@@ -34,10 +48,35 @@ pub struct AppState {
     pub shutdown: flick_shared::shutdown::CancellationToken,
 }
 
-/// The client's IP: the peer address, or the first `X-Forwarded-For` hop when the gateway is
-/// configured to trust its reverse proxy.
+/// The client's IP: the peer address or, when the gateway trusts its reverse proxies
+/// (`gateway.trust_forwarded_for`), the `X-Forwarded-For` entry `gateway.trusted_proxies` from
+/// the right. Each proxy appends the address it was connected from, so entries to the left of
+/// those are whatever the client wrote and are never believed.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
+
+/// The client of a request that came through `proxies` trusted proxies, from its
+/// `X-Forwarded-For` values (several headers count as one list, in order).
+pub fn forwarded_client<'a>(
+    values: impl Iterator<Item = &'a str>,
+    proxies: usize,
+) -> Option<IpAddr> {
+    let hops: Vec<&str> = values
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|hop| !hop.is_empty())
+        .collect();
+    // Fewer entries than proxies: every one was written by a trusted proxy; take the first.
+    let index = hops.len().saturating_sub(proxies);
+    hops.get(index).and_then(|hop| parse_hop(hop))
+}
+
+/// `192.0.2.1`, `2001:db8::1`, `[2001:db8::1]:443` or `192.0.2.1:80`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
@@ -46,15 +85,15 @@ impl FromRequestParts<AppState> for ClientIp {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if state.settings.trust_forwarded_for
-            && let Some(ip) = parts
+        if state.settings.trust_forwarded_for {
+            let values = parts
                 .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse().ok())
-        {
-            return Ok(ClientIp(ip));
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            if let Some(ip) = forwarded_client(values, state.settings.trusted_proxies) {
+                return Ok(ClientIp(ip));
+            }
         }
         let peer = parts
             .extensions
@@ -62,5 +101,26 @@ impl FromRequestParts<AppState> for ClientIp {
             .map(|ConnectInfo(addr)| addr.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
         Ok(ClientIp(peer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_is_counted_from_the_right_past_the_trusted_proxies() {
+        let one = |header: &str, proxies| forwarded_client(std::iter::once(header), proxies);
+        let ip = |text: &str| text.parse::<IpAddr>().ok();
+        // The client wrote 6.6.6.6 itself; the proxy appended what it saw.
+        assert_eq!(one("6.6.6.6, 203.0.113.7", 1), ip("203.0.113.7"));
+        assert_eq!(one("6.6.6.6, 203.0.113.7, 10.0.0.2", 2), ip("203.0.113.7"));
+        assert_eq!(one("203.0.113.7", 2), ip("203.0.113.7"));
+        assert_eq!(one("[2001:db8::1]:443", 1), ip("2001:db8::1"));
+        assert_eq!(one("garbage", 1), None);
+        assert_eq!(
+            forwarded_client(["6.6.6.6", "203.0.113.8"].into_iter(), 1),
+            ip("203.0.113.8")
+        );
     }
 }

@@ -307,15 +307,38 @@ fn token(header: serde_json::Value, claims: serde_json::Value, secret: &[u8]) ->
 async fn forged_expired_and_incomplete_tokens_are_refused() {
     let gw = Gateway::start().await;
     let ada = gw.register("ada@example.com").await;
+    let bob = gw.register("bob@example.com").await;
     let now = chrono::Utc::now().timestamp();
-    let claims = json!({ "sub": ada.user_id, "role": "admin", "iat": now, "exp": now + 600 });
-    let good = token(
-        json!({ "alg": "HS256", "typ": "JWT" }),
-        claims.clone(),
-        JWT_SECRET.as_bytes(),
-    );
+    let sid = ada.session_id.clone();
+    let claims =
+        json!({ "sub": ada.user_id, "sid": sid, "role": "admin", "iat": now, "exp": now + 600 });
+    let signed = |claims: serde_json::Value| {
+        token(
+            json!({ "alg": "HS256", "typ": "JWT" }),
+            claims,
+            JWT_SECRET.as_bytes(),
+        )
+    };
+    let good = signed(claims.clone());
     let (status, _) = gw.get("/api/v1/auth/me", &good).await;
     assert_eq!(status, StatusCode::OK, "the test's own signing is right");
+
+    // Correctly signed, but the role is the database's: bob claiming admin is still a user.
+    let bob_sid = bob.session_id.clone();
+    let bob_as_admin = signed(
+        json!({ "sub": bob.user_id, "sid": bob_sid, "role": "admin", "iat": now, "exp": now + 600 }),
+    );
+    let (status, me) = gw.get("/api/v1/auth/me", &bob_as_admin).await;
+    assert_eq!(
+        (status, me["role"].as_str()),
+        (StatusCode::OK, Some("user"))
+    );
+    let (status, _) = gw.get("/api/v1/notification-channels", &bob_as_admin).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a claimed role grants nothing"
+    );
 
     let parts: Vec<&str> = ada.access.split('.').collect();
     let mut tampered_claims: serde_json::Value = serde_json::from_slice(
@@ -385,6 +408,32 @@ async fn forged_expired_and_incomplete_tokens_are_refused() {
             ),
         ),
         ("garbage", "abc.def.ghi".to_owned()),
+        (
+            "an account that does not exist",
+            signed(
+                json!({ "sub": uuid::Uuid::new_v4(), "sid": uuid::Uuid::new_v4(),
+                           "role": "admin", "iat": now, "exp": now + 600 }),
+            ),
+        ),
+        (
+            "a session that does not exist",
+            signed(json!({ "sub": ada.user_id, "sid": uuid::Uuid::new_v4(),
+                           "role": "admin", "iat": now, "exp": now + 600 })),
+        ),
+        (
+            "no session",
+            signed(json!({ "sub": ada.user_id, "role": "admin", "iat": now, "exp": now + 600 })),
+        ),
+        (
+            "longer-lived than the gateway issues",
+            signed(json!({ "sub": ada.user_id, "sid": sid, "role": "admin",
+                           "iat": now, "exp": now + 30 * 86_400 })),
+        ),
+        (
+            "issued in the future",
+            signed(json!({ "sub": ada.user_id, "sid": sid, "role": "admin",
+                           "iat": now + 300, "exp": now + 600 })),
+        ),
     ];
     for (what, token) in forged {
         let (status, body) = gw.get("/api/v1/auth/me", &token).await;
@@ -396,5 +445,160 @@ async fn forged_expired_and_incomplete_tokens_are_refused() {
     }
     let (status, _) = gw.call(Method::GET, "/api/v1/auth/me", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "no token");
+    gw.stop().await;
+}
+
+/// A request to the gateway with raw headers; the status, `Set-Cookie` and JSON answer.
+async fn raw(
+    gw: &Gateway,
+    path: &str,
+    headers: &[(&str, String)],
+    body: serde_json::Value,
+) -> (StatusCode, Option<String>, serde_json::Value) {
+    let mut request = gw.http.post(format!("{}{path}", gw.base)).json(&body);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status();
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = response.text().await.expect("body");
+    (
+        status,
+        cookie,
+        serde_json::from_str(&text).unwrap_or_default(),
+    )
+}
+
+/// `flick_refresh=<value>` of a `Set-Cookie` header.
+fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn browsers_keep_the_refresh_token_in_an_http_only_strict_cookie_scoped_to_auth() {
+    let gw = Gateway::start().await;
+    let body = json!({ "email": "ada@example.com", "password": PASSWORD, "refreshIn": "cookie" });
+    let (status, set_cookie, session) = raw(&gw, "/api/v1/auth/register", &[], body).await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    assert!(
+        session.get("refreshToken").is_none(),
+        "no refresh token a script could read: {session}"
+    );
+    assert!(session["accessToken"].is_string());
+    let set_cookie = set_cookie.expect("a cookie");
+    for part in [
+        "flick_refresh=",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/api/v1/auth",
+        "Max-Age=",
+    ] {
+        assert!(set_cookie.contains(part), "{part} in {set_cookie}");
+    }
+    let mut cookie = cookie_pair(&set_cookie);
+    let own_origin = format!("http://{}", gw.address);
+
+    // The page refreshes with the cookie alone; the token rotates in the cookie.
+    let (status, rotated, renewed) = raw(
+        &gw,
+        "/api/v1/auth/refresh",
+        &[("cookie", cookie.clone()), ("origin", own_origin.clone())],
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    assert!(renewed.get("refreshToken").is_none());
+    let rotated = cookie_pair(&rotated.expect("a new cookie"));
+    assert_ne!(rotated, cookie);
+    cookie = rotated;
+
+    // A page of another site cannot use it (the browser would not even send it: SameSite).
+    let (status, _, body) = raw(
+        &gw,
+        "/api/v1/auth/refresh",
+        &[
+            ("cookie", cookie.clone()),
+            ("origin", "https://evil.example.com".into()),
+        ],
+        json!({}),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
+
+    // Logging out ends the session and clears the cookie.
+    let (status, cleared, _) = raw(
+        &gw,
+        "/api/v1/auth/logout",
+        &[("cookie", cookie.clone()), ("origin", own_origin.clone())],
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(
+        cleared.unwrap_or_default().contains("Max-Age=0"),
+        "the cookie is cleared"
+    );
+    let (status, _, _) = raw(
+        &gw,
+        "/api/v1/auth/refresh",
+        &[("cookie", cookie), ("origin", own_origin)],
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Not "keep me signed in": a cookie that ends with the browser, also after a refresh.
+    let body = json!({ "email": "ada@example.com", "password": PASSWORD, "refreshIn": "cookie", "remember": false });
+    let (status, set_cookie, _) = raw(&gw, "/api/v1/auth/login", &[], body).await;
+    assert_eq!(status, StatusCode::OK);
+    let set_cookie = set_cookie.expect("a cookie");
+    assert!(!set_cookie.contains("Max-Age"), "{set_cookie}");
+    let (status, again, _) = raw(
+        &gw,
+        "/api/v1/auth/refresh",
+        &[("cookie", cookie_pair(&set_cookie))],
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!again.expect("a cookie").contains("Max-Age"));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_enormous_email_is_refused_before_it_reaches_the_log_or_the_audit() {
+    let gw = Gateway::start().await;
+    let huge = format!("{}@example.com", "a".repeat(60_000));
+    for path in ["/api/v1/auth/login", "/api/v1/auth/register"] {
+        let (status, body) = gw
+            .post(path, None, json!({ "email": huge, "password": PASSWORD }))
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            "{path}"
+        );
+        assert!(body.to_string().len() < 500, "the answer does not echo it");
+    }
+    let longest: Option<i32> =
+        sqlx::query_scalar("SELECT max(length(coalesce(target, ''))) FROM audit_log")
+            .fetch_one(&gw.db.pool)
+            .await
+            .expect("audit");
+    assert!(
+        longest.unwrap_or(0) <= 256,
+        "audited targets are bounded: {longest:?}"
+    );
     gw.stop().await;
 }

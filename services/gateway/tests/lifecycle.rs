@@ -19,9 +19,8 @@ async fn starts_answers_healthz_and_stops_cleanly() {
         streams: testkit::stream_settings(),
         ..Config::default()
     };
-    config.gateway.jwt_secret = Some("a-signing-key-of-at-least-thirty-two-bytes".into());
-    config.encryption.key =
-        Some("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff".into());
+    config.gateway.jwt_secret = Some(testkit::random_key_hex().into());
+    config.encryption.key = Some(testkit::random_key_hex().into());
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let stop = CancellationToken::new();

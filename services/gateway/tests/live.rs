@@ -4,83 +4,17 @@ mod common;
 
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use common::ws::{Socket, closed, expect, next, open, send};
 use common::{Gateway, JWT_SECRET};
 use flick_shared::testkit;
 use flick_shared::wire::{AlertEvent, AlertSeverity, AlertState, MetricSample, ServerId};
 use reqwest::Method;
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-async fn open(gw: &Gateway, token: Option<&str>, origin: Option<&str>) -> Result<Socket, WsError> {
-    let mut request = format!("ws://{}/api/v1/ws", gw.address).into_client_request()?;
-    if let Some(token) = token {
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {token}").parse().expect("header"),
-        );
-    }
-    if let Some(origin) = origin {
-        request
-            .headers_mut()
-            .insert("origin", origin.parse().expect("header"));
-    }
-    tokio_tungstenite::connect_async(request)
-        .await
-        .map(|(socket, _)| socket)
-}
-
-async fn send(socket: &mut Socket, value: Value) {
-    socket
-        .send(Message::text(value.to_string()))
-        .await
-        .expect("send");
-}
-
-/// The next JSON frame within `within` (pings are skipped); `None` on timeout.
-async fn next(socket: &mut Socket, within: Duration) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let message = tokio::time::timeout_at(deadline, socket.next())
-            .await
-            .ok()??;
-        match message.ok()? {
-            Message::Text(text) => return serde_json::from_str(text.as_str()).ok(),
-            Message::Close(frame) => panic!("closed: {frame:?}"),
-            _ => {}
-        }
-    }
-}
-
-async fn expect(socket: &mut Socket, kind: &str) -> Value {
-    let frame = next(socket, Duration::from_secs(5))
-        .await
-        .unwrap_or_else(|| panic!("no {kind} frame"));
-    assert_eq!(frame["type"], kind, "{frame}");
-    frame
-}
-
-/// Waits for the close frame and returns its code and reason.
-async fn closed(socket: &mut Socket, within: Duration) -> (CloseCode, String) {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, socket.next()).await {
-            Ok(Some(Ok(Message::Close(Some(frame))))) => {
-                return (frame.code, frame.reason.to_string());
-            }
-            Ok(Some(Ok(_))) => {}
-            Ok(other) => panic!("ended without a close frame: {other:?}"),
-            Err(_) => panic!("not closed within {within:?}"),
-        }
-    }
-}
 
 fn sample(server: &str, cpu: f64) -> MetricSample {
     MetricSample::minimal(
@@ -204,6 +138,21 @@ async fn header_and_first_message_authentication_work_and_failures_close_with_a_
     match open(&gw, Some(&ada.access), Some("https://evil.example.com")).await {
         Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
         other => panic!("a foreign origin must be refused: {other:?}"),
+    }
+    // The gateway's own host under another scheme is another origin.
+    let own = format!("http://{}", gw.address);
+    open(&gw, Some(&ada.access), Some(&own))
+        .await
+        .expect("the gateway's own origin");
+    match open(
+        &gw,
+        Some(&ada.access),
+        Some(&format!("https://{}", gw.address)),
+    )
+    .await
+    {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("https:// is not the gateway's http:// origin: {other:?}"),
     }
     gw.stop().await;
 }
@@ -399,7 +348,7 @@ async fn a_client_that_never_reads_is_disconnected_while_others_keep_receiving_o
 
     let page = gw
         .http
-        .get(format!("{}/metrics", gw.base))
+        .get(format!("{}/metrics", gw.ops))
         .send()
         .await
         .expect("metrics")
@@ -453,7 +402,8 @@ async fn an_expiring_token_closes_the_connection_unless_renewed() {
     let ada = gw.register("ada@example.com").await;
     let short_lived = |secs: i64| {
         let now = chrono::Utc::now().timestamp();
-        let claims = json!({ "sub": ada.user_id, "role": "user", "iat": now, "exp": now + secs });
+        let claims = json!({ "sub": ada.user_id, "sid": ada.session_id, "role": "user",
+                             "iat": now, "exp": now + secs });
         jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
             &claims,

@@ -31,13 +31,19 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/notification-channels"),
     ("post", "/api/v1/notification-channels"),
     ("delete", "/api/v1/notification-channels/{id}"),
+    ("get", "/api/v1/enrollments"),
+    ("post", "/api/v1/enrollments"),
+    ("delete", "/api/v1/enrollments/{id}"),
+    ("post", "/api/v1/enroll"),
+    ("get", "/api/v1/enroll/ca"),
+    ("post", "/api/v1/servers/{id}/revoke-key"),
     ("get", "/api/v1/logs"),
     ("post", "/api/v1/logs"),
     ("get", "/api/v1/ws"),
     ("get", "/api/v1/openapi.json"),
     ("get", "/healthz"),
-    ("get", "/readyz"),
-    ("get", "/metrics"),
+    ("get", "/install.sh"),
+    ("get", "/downloads/{file}"),
 ];
 
 #[tokio::test]
@@ -110,10 +116,12 @@ const PUBLIC: &[&str] = &[
     "/api/v1/auth/login",
     "/api/v1/auth/refresh",
     "/api/v1/auth/logout",
+    "/api/v1/enroll",
+    "/api/v1/enroll/ca",
     "/api/v1/openapi.json",
     "/healthz",
-    "/readyz",
-    "/metrics",
+    "/install.sh",
+    "/downloads/{file}",
 ];
 
 #[tokio::test]

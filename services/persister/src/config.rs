@@ -30,7 +30,9 @@ pub struct PersisterSettings {
     /// Messages delivered but not yet acknowledged, across all replicas (bounds memory while
     /// the database is away).
     pub max_ack_pending: i64,
-    /// How long JetStream waits for an acknowledgement before redelivering.
+    /// How long JetStream waits for an acknowledgement before redelivering. Short, so what a
+    /// dead replica held reaches the others within seconds; the messages a live replica holds
+    /// are kept alive with in-progress acknowledgements however long their batch waits.
     pub ack_wait_secs: u64,
     /// Batches written at once, each in its own transaction and database connection.
     pub writers: usize,
@@ -44,9 +46,9 @@ impl Default for PersisterSettings {
     fn default() -> Self {
         Self {
             batch_size: 5_000,
-            flush_interval_ms: 5_000,
+            flush_interval_ms: 1_000,
             max_ack_pending: 50_000,
-            ack_wait_secs: 60,
+            ack_wait_secs: 10,
             writers: 2,
             shutdown_timeout_ms: 10_000,
             ops_listen: "127.0.0.1:9101".to_owned(),
@@ -76,8 +78,14 @@ pub struct RetentionSettings {
     pub alerts_days: u32,
     /// How often expired rows are removed.
     pub sweep_interval_secs: u64,
-    /// Rows removed per statement on plain PostgreSQL (small batches keep locks short).
+    /// Rows removed per statement on plain PostgreSQL (small batches keep locks short), and
+    /// per statement when a deleted server's data is purged.
     pub delete_batch: i64,
+    /// How often the data of deleted servers is looked for and removed.
+    pub purge_interval_secs: u64,
+    /// How long after a deletion purge passes go on (a late message, such as the resolution
+    /// of the server's alerts, may still be stored meanwhile).
+    pub purge_settle_secs: u64,
 }
 
 impl Default for RetentionSettings {
@@ -91,6 +99,8 @@ impl Default for RetentionSettings {
             alerts_days: 365,
             sweep_interval_secs: 300,
             delete_batch: 10_000,
+            purge_interval_secs: 5,
+            purge_settle_secs: 120,
         }
     }
 }
@@ -128,8 +138,8 @@ impl Validate for Config {
         )?;
         check(
             "persister.ack_wait_secs",
-            p.ack_wait_secs * 1_000 > p.flush_interval_ms,
-            || "must be longer than persister.flush_interval_ms".into(),
+            p.ack_wait_secs >= 2 && p.ack_wait_secs * 1_000 > p.flush_interval_ms,
+            || "must be at least 2 and longer than persister.flush_interval_ms".into(),
         )?;
         p.ops().validate("persister.ops_listen")?;
         let r = &self.retention;
@@ -150,6 +160,11 @@ impl Validate for Config {
         check(
             "retention.sweep_interval_secs",
             r.sweep_interval_secs >= 1,
+            || "must be >= 1".into(),
+        )?;
+        check(
+            "retention.purge_interval_secs",
+            r.purge_interval_secs >= 1,
             || "must be >= 1".into(),
         )?;
         check("retention.delete_batch", r.delete_batch >= 100, || {

@@ -5,7 +5,9 @@
 //! goes to one of them, and a message redelivered after a crash is written as a no-op.
 
 pub mod config;
+mod exclusive;
 pub mod pipeline;
+pub mod purge;
 pub mod retention;
 pub mod sinks;
 
@@ -18,6 +20,7 @@ use flick_shared::deadletter::DeadLetters;
 use flick_shared::shutdown::CancellationToken;
 use flick_shared::streams::ensure_streams;
 use flick_shared::subjects::StreamKind;
+use flick_shared::tasks::TaskGroup;
 use flick_shared::{db, nats, ops};
 
 pub use config::Config;
@@ -65,28 +68,42 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         settings: config.persister.clone(),
         deadletters: Arc::new(DeadLetters::new(client.clone(), &subjects, SERVICE)),
     };
-    let sweeper = tokio::spawn(retention::run(
-        pool.clone(),
-        config.retention.clone(),
-        timescale,
-        shutdown.clone(),
-    ));
-    let outcome = tokio::try_join!(
+    // Every task stops on `shutdown`; the first to fail (or end by itself) cancels it, and the
+    // others commit the batches in hand before returning.
+    let mut tasks = TaskGroup::new(shutdown.clone());
+    tasks.spawn(
+        "the metrics pipeline",
         pipeline::run(
             ctx.clone(),
             Arc::new(MetricsSink::new(subjects.clone())),
-            shutdown.clone()
+            shutdown.clone(),
         ),
+    );
+    tasks.spawn(
+        "the alerts pipeline",
         pipeline::run(
             ctx.clone(),
             Arc::new(AlertsSink::new(subjects.clone())),
-            shutdown.clone()
+            shutdown.clone(),
         ),
+    );
+    tasks.spawn(
+        "the logs pipeline",
         pipeline::run(ctx, Arc::new(LogsSink::new(subjects)), shutdown.clone()),
     );
-    // A pipeline that failed to start stops the others.
+    let (retention, purge) = (config.retention.clone(), config.retention);
+    let (sweep_pool, purge_pool, stop) = (pool.clone(), pool.clone(), shutdown.clone());
+    tasks.spawn("retention", async move {
+        retention::run(sweep_pool, retention, timescale, stop).await;
+        Ok(())
+    });
+    let stop = shutdown.clone();
+    tasks.spawn("the purge of deleted servers", async move {
+        purge::run(purge_pool, purge, timescale, stop).await;
+        Ok(())
+    });
+    let outcome = tasks.join().await;
     shutdown.cancel();
-    let _ = sweeper.await;
     if let Some((_, task)) = ops {
         let _ = task.await;
     }

@@ -15,6 +15,7 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use flick_shared::shutdown::CancellationToken;
 
 use crate::config::RetentionSettings;
+use crate::exclusive::{Exclusive, in_batches};
 
 /// Advisory lock key of the sweep ("flick" in ASCII).
 const SWEEP_LOCK: i64 = 0x66_6c_69_63_6b;
@@ -133,22 +134,14 @@ pub async fn sweep(
     settings: &RetentionSettings,
     timescale: bool,
 ) -> Result<SweepReport, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(SWEEP_LOCK)
-        .fetch_one(&mut *conn)
-        .await?;
-    if !locked {
+    let Some(mut lock) = Exclusive::try_take(pool, SWEEP_LOCK).await? else {
         return Ok(SweepReport {
             skipped: true,
             ..SweepReport::default()
         });
-    }
-    let result = sweep_locked(&mut conn, settings, timescale).await;
-    sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(SWEEP_LOCK)
-        .execute(&mut *conn)
-        .await?;
+    };
+    let result = sweep_locked(lock.conn(), settings, timescale).await;
+    lock.release().await?;
     result
 }
 
@@ -166,7 +159,7 @@ async fn sweep_locked(
             .await?;
         run_timescale_jobs(conn).await?;
     } else {
-        report.metrics = delete_in_batches(
+        report.metrics = delete_older(
             conn,
             "DELETE FROM metrics WHERE ctid = ANY(ARRAY(
                  SELECT ctid FROM metrics WHERE ts < now() - $1::interval LIMIT $2))",
@@ -175,7 +168,7 @@ async fn sweep_locked(
         )
         .await?;
     }
-    report.logs = delete_in_batches(
+    report.logs = delete_older(
         conn,
         "DELETE FROM logs WHERE ctid = ANY(ARRAY(
              SELECT ctid FROM logs WHERE ts < now() - $1::interval LIMIT $2))",
@@ -183,7 +176,7 @@ async fn sweep_locked(
         batch,
     )
     .await?;
-    report.alert_events = delete_in_batches(
+    report.alert_events = delete_older(
         conn,
         "DELETE FROM alert_events WHERE ctid = ANY(ARRAY(
              SELECT e.ctid FROM alert_events e JOIN alerts a ON a.id = e.alert_id
@@ -192,7 +185,7 @@ async fn sweep_locked(
         batch,
     )
     .await?;
-    report.alerts = delete_in_batches(
+    report.alerts = delete_older(
         conn,
         "DELETE FROM alerts WHERE ctid = ANY(ARRAY(
              SELECT ctid FROM alerts
@@ -204,26 +197,17 @@ async fn sweep_locked(
     Ok(report)
 }
 
-async fn delete_in_batches(
+/// Runs `statement` (`$1` the age, `$2` the batch size) in batches.
+async fn delete_older(
     conn: &mut PgConnection,
     statement: &'static str,
     older_than: &str,
     batch: i64,
 ) -> Result<u64, sqlx::Error> {
-    let mut total = 0;
-    loop {
-        let deleted = sqlx::query(statement)
-            .bind(older_than)
-            .bind(batch)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-        total += deleted;
-        if deleted < u64::try_from(batch).unwrap_or(0) {
-            return Ok(total);
-        }
-        tokio::task::yield_now().await;
-    }
+    in_batches(conn, batch, || {
+        sqlx::query(statement).bind(older_than).bind(batch)
+    })
+    .await
 }
 
 /// Runs the policy jobs of `metrics` and its aggregates now (refresh, compression, retention).

@@ -1,4 +1,4 @@
-//! The persister runs with nothing more than the `persister` user of `nats.conf`.
+//! The persister runs with nothing more than the `persister` identity `flick init` generates.
 
 use std::time::Duration;
 
@@ -7,32 +7,36 @@ use flick_shared::shutdown::CancellationToken;
 use flick_shared::testkit::{self, TestDb, eventually};
 
 #[tokio::test]
-async fn runs_with_the_persister_user_of_nats_conf() {
-    let nats = flick_shared::testkit::nats_conf_server();
+async fn runs_with_the_persister_identity_of_a_hub() {
+    use flick_shared::natsauth::Role;
+    let subjects = testkit::unique_subjects();
+    let hub = testkit::HubServer::start(&subjects);
     let db = TestDb::new().await;
     let mut config = Config {
         database: db.settings(),
         streams: testkit::stream_settings(),
+        nats: hub.settings(Role::Persister),
         ..Config::default()
     };
-    config.nats.url = nats.url();
-    config.nats.user = Some("persister".into());
-    config.nats.password = Some("persister-pw".into());
     config.persister.flush_interval_ms = 200;
     config.persister.ops_listen = String::new();
     let stop = CancellationToken::new();
     let persister = tokio::spawn(flick_persister::run(config, stop.clone()));
 
-    let collector = flick_shared::testkit::connect_as(&nats, "collector").await;
+    let collector = hub.connect_as(Role::Collector).await;
     let js = async_nats::jetstream::new(collector);
-    let subjects = flick_shared::Subjects::default();
     let samples: Vec<_> = {
         let mut simulation = flick_collector::simulate::Simulation::new(5, 0, 1);
         let at = flick_collector::now_millis() - chrono::Duration::seconds(30);
         (0..5).map(|i| simulation.sample(i, at)).collect()
     };
+    // Created by the persister (the collector identity may not even look at streams).
+    let watcher = async_nats::jetstream::new(hub.connect_as(Role::Persister).await);
     eventually("the metrics stream", Duration::from_secs(20), || async {
-        js.get_stream("FLICK_METRICS").await.ok()
+        watcher
+            .get_stream(subjects.stream_name(flick_shared::subjects::StreamKind::Metrics))
+            .await
+            .ok()
     })
     .await;
     testkit::publish_samples(&js, &subjects, &samples, true).await;

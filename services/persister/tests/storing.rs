@@ -20,22 +20,7 @@ async fn ten_thousand_samples_from_a_hundred_servers_become_ten_thousand_equal_r
         .wait_for_rows("metrics", 10_000, Duration::from_secs(60))
         .await;
 
-    let rows = sqlx::query(
-        "SELECT server_id, ts, cpu, memory, disk, network, network_rx, network_tx, load1, load5,
-                load15, memory_used, memory_total, swap_used, swap_total, disk_read, disk_write,
-                uptime_secs, processes, cpu_cores, mounts::text AS mounts, interfaces::text AS interfaces
-         FROM metrics ORDER BY server_id, ts",
-    )
-    .fetch_all(&harness.db.pool)
-    .await
-    .expect("read rows");
-    published.sort_by(|a, b| {
-        (a.server_id.as_str(), a.timestamp).cmp(&(b.server_id.as_str(), b.timestamp))
-    });
-    assert_eq!(rows.len(), published.len());
-    for (row, sample) in rows.iter().zip(&published) {
-        assert_stored(row, sample);
-    }
+    assert_all_stored(&harness, &mut published).await;
 
     let servers: i64 = harness.count("servers").await;
     assert_eq!(servers, 100, "one server row per server seen");
@@ -53,6 +38,26 @@ async fn ten_thousand_samples_from_a_hundred_servers_become_ten_thousand_equal_r
         "discovered servers have no owner, a host name, and last_seen_at within 10 s of the latest sample"
     );
     persister.stop().await;
+}
+
+/// Every row equals the sample it came from, column by column.
+async fn assert_all_stored(harness: &Harness, published: &mut [MetricSample]) {
+    let rows = sqlx::query(
+        "SELECT server_id, ts, cpu, memory, disk, network, network_rx, network_tx, load1, load5,
+                load15, memory_used, memory_total, swap_used, swap_total, disk_read, disk_write,
+                uptime_secs, processes, cpu_cores, mounts::text AS mounts, interfaces::text AS interfaces
+         FROM metrics ORDER BY server_id, ts",
+    )
+    .fetch_all(&harness.db.pool)
+    .await
+    .expect("read rows");
+    published.sort_by(|a, b| {
+        (a.server_id.as_str(), a.timestamp).cmp(&(b.server_id.as_str(), b.timestamp))
+    });
+    assert_eq!(rows.len(), published.len());
+    for (row, sample) in rows.iter().zip(published.iter()) {
+        assert_stored(row, sample);
+    }
 }
 
 fn assert_stored(row: &sqlx::postgres::PgRow, s: &MetricSample) {
@@ -125,6 +130,33 @@ async fn a_minimal_sample_is_stored_with_its_detail_empty() {
         name, "script-host",
         "a server without a host name is named by its id"
     );
+    persister.stop().await;
+}
+
+#[tokio::test]
+async fn mount_points_with_backslashes_tabs_quotes_and_unicode_are_stored_as_written() {
+    let harness = Harness::new().await;
+    let persister = harness.start(harness.config());
+    let mut published = samples(2, 3);
+    let awkward = [
+        "C:\\Data\\new",
+        "/mnt/tab\there",
+        "/mnt/line\nbreak\r",
+        "/mnt/\"quoted\" \\N",
+        "/mnt/données/日本",
+    ];
+    for (sample, name) in published.iter_mut().zip(awkward.iter().cycle()) {
+        sample.mounts[0].mount_point = (*name).to_owned();
+        sample.mounts[0].device = format!("{name}\\dev");
+        if let Some(interface) = sample.interfaces.first_mut() {
+            interface.name = format!("{name}\t0");
+        }
+    }
+    harness.publish(&published).await;
+    harness
+        .wait_for_rows("metrics", published.len() as i64, Duration::from_secs(30))
+        .await;
+    assert_all_stored(&harness, &mut published).await;
     persister.stop().await;
 }
 

@@ -27,19 +27,7 @@ impl ConfigError {
 
     pub(super) fn from_figment(err: figment::Error) -> Self {
         let setting = err.path.join(".");
-        let origin = err.metadata.as_ref().map(|md| match &md.source {
-            Some(Source::File(path)) => format!("file {}", path.display()),
-            _ if md.name.contains(ENV_PREFIX) => format!(
-                "environment variable {ENV_PREFIX}{}",
-                err.path.join(ENV_SPLIT).to_ascii_uppercase()
-            ),
-            _ if md.name.contains("environment") => ENV_ALIASES
-                .iter()
-                .find(|(_, target)| *target == setting)
-                .map(|(name, _)| format!("environment variable {name}"))
-                .unwrap_or_else(|| "the environment".to_owned()),
-            _ => md.name.to_string(),
-        });
+        let origin = err.metadata.as_ref().map(|md| origin_of(md, &setting));
         // Only the first error is reported: one line, the first thing to fix.
         let message = err.kind.to_string().replace('\n', " ");
         Self {
@@ -51,6 +39,34 @@ impl ConfigError {
             message,
             origin,
         }
+    }
+
+    /// Names where the setting's value came from, when validation (which sees only values)
+    /// found it wrong.
+    pub(super) fn with_origin_from(mut self, figment: &figment::Figment) -> Self {
+        if self.origin.is_none() {
+            self.origin = figment
+                .find_metadata(&self.setting)
+                .map(|md| origin_of(md, &self.setting));
+        }
+        self
+    }
+}
+
+/// "environment variable FLICK_NATS__URL", "file /etc/flick.toml", …
+fn origin_of(md: &figment::Metadata, setting: &str) -> String {
+    match &md.source {
+        Some(Source::File(path)) => format!("file {}", path.display()),
+        _ if md.name.contains(ENV_PREFIX) => format!(
+            "environment variable {ENV_PREFIX}{}",
+            setting.replace('.', ENV_SPLIT).to_ascii_uppercase()
+        ),
+        _ if md.name.contains("environment") => ENV_ALIASES
+            .iter()
+            .find(|(_, target)| *target == setting)
+            .map(|(name, _)| format!("environment variable {name}"))
+            .unwrap_or_else(|| "the environment".to_owned()),
+        _ => md.name.to_string(),
     }
 }
 

@@ -7,9 +7,11 @@
 //! silently ignored setting; every error is one line naming the setting and where it came from.
 
 mod error;
+mod secrets;
 mod sections;
 
 pub use error::ConfigError;
+pub use secrets::{SecretKind, is_published, low_entropy, refusal};
 pub use sections::{
     DatabaseSettings, EncryptionSettings, LogFormat, LogSettings, NatsSettings, OpsSettings,
     StreamSettings,
@@ -17,6 +19,7 @@ pub use sections::{
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 
 /// Names of the original project's settings, and the key each one sets.
@@ -61,6 +64,7 @@ pub fn load_over<T: DeserializeOwned + Validate>(base: Figment) -> Result<T, Con
         }
         figment = figment.merge(Toml::file_exact(path));
     }
+    let from_files = secret_files()?;
     let aliases = Env::raw().filter_map(|key| {
         ENV_ALIASES
             .iter()
@@ -70,14 +74,107 @@ pub fn load_over<T: DeserializeOwned + Validate>(base: Figment) -> Result<T, Con
     let structured = Env::prefixed(ENV_PREFIX)
         .split(ENV_SPLIT)
         .filter(|key| key.as_str().contains('.'));
-    extract(figment.merge(aliases).merge(structured))
+    extract(figment.merge(from_files).merge(aliases).merge(structured))
+}
+
+/// Suffix of a variable naming a file that holds the value (`JWT_SECRET_FILE=/run/secrets/jwt`,
+/// `FLICK_NATS__PASSWORD_FILE=…`): what Docker and Kubernetes secrets provide. The variable
+/// itself, when also set, wins. (No setting's own name ends in `_file`, so this never shadows
+/// one.)
+pub const FILE_SUFFIX: &str = "_FILE";
+
+/// The settings given as `<variable>_FILE`, read (a trailing newline dropped).
+fn secret_files() -> Result<figment::providers::Serialized<figment::value::Dict>, ConfigError> {
+    let mut values = figment::value::Dict::new();
+    for (name, path) in std::env::vars() {
+        let Some(base) = name.strip_suffix(FILE_SUFFIX) else {
+            continue;
+        };
+        let key = if let Some((_, target)) = ENV_ALIASES
+            .iter()
+            .find(|(alias, _)| base.eq_ignore_ascii_case(alias))
+        {
+            (*target).to_owned()
+        } else if let Some(rest) = base.strip_prefix(ENV_PREFIX)
+            && let Some((section, key)) = rest.split_once(ENV_SPLIT)
+        {
+            format!(
+                "{}.{}",
+                section.to_ascii_lowercase(),
+                key.to_ascii_lowercase()
+            )
+        } else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).map_err(|err| {
+            ConfigError::new(
+                key.clone(),
+                format!("cannot read the file {path:?} named by {name}: {err}"),
+            )
+        })?;
+        let value = text
+            .strip_suffix('\n')
+            .unwrap_or(&text)
+            .trim_end_matches('\r');
+        insert_dotted(&mut values, &key, value.to_owned());
+    }
+    Ok(figment::providers::Serialized::defaults(values))
+}
+
+fn insert_dotted(dict: &mut figment::value::Dict, key: &str, value: String) {
+    match key.split_once('.') {
+        Some((section, rest)) => {
+            let entry = dict
+                .entry(section.to_owned())
+                .or_insert_with(|| figment::value::Value::from(figment::value::Dict::new()));
+            if let figment::value::Value::Dict(_, inner) = entry {
+                insert_dotted(inner, rest, value);
+            }
+        }
+        None => {
+            dict.insert(key.to_owned(), figment::value::Value::from(value));
+        }
+    }
 }
 
 /// Extracts and validates `T` from an assembled figment (tests build their own).
 pub fn extract<T: DeserializeOwned + Validate>(figment: Figment) -> Result<T, ConfigError> {
     let config: T = figment.extract().map_err(ConfigError::from_figment)?;
-    config.validate()?;
+    config
+        .validate()
+        .map_err(|err| err.with_origin_from(&figment))?;
     Ok(config)
+}
+
+/// Refuses the secret `value` of `setting` when it is published or obviously not random (see
+/// the `secrets` module): one line naming the setting and how to generate a good value.
+pub fn check_secret(setting: &str, value: &str, kind: SecretKind) -> Result<(), ConfigError> {
+    match refusal(value, kind) {
+        Some(reason) => Err(ConfigError::new(setting, reason)),
+        None => Ok(()),
+    }
+}
+
+/// A list setting given as a list (TOML, `[a, b]`) or as one comma-separated string (the usual
+/// shape of an environment variable: `FLICK_NOTIFY__ALLOW_HOSTS=a,b`).
+pub fn list_or_commas<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Shape {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Shape::deserialize(deserializer)? {
+        Shape::List(items) => items,
+        Shape::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 /// Runs `check` for the setting named `setting`, turning a refusal into a [`ConfigError`].

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{ConfigError, Validate, check};
+use super::{ConfigError, SecretKind, Validate, check, check_secret};
 use crate::Secret;
 use crate::crypto::KeyRing;
 use crate::subjects::Subjects;
@@ -12,11 +12,23 @@ use crate::subjects::Subjects;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NatsSettings {
-    /// Server URL(s), comma-separated. `NATS_URL` sets it too.
+    /// Server URL, or the URLs of a cluster's servers separated by commas
+    /// (`tls://nats:4222,tls://nats-2:4222,tls://nats-3:4222`): the client fails over between
+    /// them. `NATS_URL` sets it too.
     pub url: String,
-    /// User name, as given to each role in `nats.conf`.
+    /// A user name and password (a NATS server configured with users; FLick's own uses JWTs).
     pub user: Option<String>,
     pub password: Option<Secret>,
+    /// The `.creds` file (user JWT and seed) to connect with.
+    pub creds: Option<std::path::PathBuf>,
+    /// A directory of `.creds` files, one per service role (`flick init`): each service connects
+    /// with `<creds_dir>/<its role>.creds` unless `creds` names a file.
+    pub creds_dir: Option<std::path::PathBuf>,
+    /// The CA certificate (PEM) the server's TLS certificate must chain to; set, TLS is required.
+    pub ca: Option<std::path::PathBuf>,
+    /// The inbox prefix (default `_INBOX.<role>`): an enrolled host's is `_INBOX.host.<id>`,
+    /// the only inbox its user may read.
+    pub inbox_prefix: Option<String>,
     /// Subject prefix (`flick` → `flick.metrics.<serverId>`, stream `FLICK_METRICS`).
     pub prefix: String,
     /// How long the first connection may take before start-up fails.
@@ -31,6 +43,10 @@ impl Default for NatsSettings {
             url: "nats://127.0.0.1:4222".to_owned(),
             user: None,
             password: None,
+            creds: None,
+            creds_dir: None,
+            ca: None,
+            inbox_prefix: None,
             prefix: crate::subjects::DEFAULT_PREFIX.to_owned(),
             connect_timeout_ms: 5_000,
             request_timeout_ms: 5_000,
@@ -39,6 +55,15 @@ impl Default for NatsSettings {
 }
 
 impl NatsSettings {
+    /// The `.creds` file `role` connects with, if any.
+    pub fn creds_for(&self, role: &str) -> Option<std::path::PathBuf> {
+        self.creds.clone().or_else(|| {
+            self.creds_dir
+                .as_ref()
+                .map(|dir| dir.join(format!("{role}.creds")))
+        })
+    }
+
     /// The subject namespace; valid once [`Validate::validate`] has passed.
     pub fn subjects(&self) -> Subjects {
         Subjects::new(self.prefix.clone()).unwrap_or_default()
@@ -47,9 +72,11 @@ impl NatsSettings {
 
 impl Validate for NatsSettings {
     fn validate(&self) -> Result<(), ConfigError> {
-        check("nats.url", !self.url.trim().is_empty(), || {
-            "must not be empty".into()
-        })?;
+        if self.url.trim().is_empty() {
+            return Err(ConfigError::new("nats.url", "must not be empty"));
+        }
+        crate::nats::server_addrs(&self.url)
+            .map_err(|err| ConfigError::new("nats.url", err.to_string()))?;
         Subjects::new(self.prefix.clone())
             .map_err(|err| ConfigError::new("nats.prefix", err.to_string()))?;
         check(
@@ -57,6 +84,21 @@ impl Validate for NatsSettings {
             self.user.is_some() || self.password.is_none(),
             || "is set but nats.user is not".into(),
         )?;
+        if let Some(password) = &self.password {
+            check_secret("nats.password", password.expose(), SecretKind::Password)?;
+        }
+        for (setting, path) in [("nats.creds", &self.creds), ("nats.ca", &self.ca)] {
+            if let Some(path) = path {
+                check(setting, path.is_file(), || {
+                    format!("{} is not a readable file", path.display())
+                })?;
+            }
+        }
+        if let Some(dir) = &self.creds_dir {
+            check("nats.creds_dir", dir.is_dir(), || {
+                format!("{} is not a directory", dir.display())
+            })?;
+        }
         check(
             "nats.connect_timeout_ms",
             self.connect_timeout_ms > 0,
@@ -170,10 +212,26 @@ impl Validate for DatabaseSettings {
             url.starts_with("postgres://") || url.starts_with("postgresql://"),
             || "must be a postgres:// or postgresql:// URL".into(),
         )?;
+        if let Some(password) = url_password(url) {
+            check_secret("database.url", password, SecretKind::Password).map_err(|err| {
+                ConfigError::new(err.setting, format!("its password {}", err.message))
+            })?;
+        }
         check("database.max_connections", self.max_connections > 0, || {
             "must be > 0".into()
         })
     }
+}
+
+/// The password of `scheme://user:password@host/…`, if the URL has one.
+fn url_password(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let (user_info, _) = authority.rsplit_once('@')?;
+    user_info
+        .split_once(':')
+        .map(|(_, password)| password)
+        .filter(|p| !p.is_empty())
 }
 
 /// `[log]`: what is logged and how.
@@ -198,7 +256,9 @@ pub enum LogFormat {
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
-            filter: "info,async_nats=warn".to_owned(),
+            // async-nats reports every failed reconnect attempt on its own at ERROR; each one also
+            // reaches the event callback, which `outage` turns into a few lines (`nats::connect`).
+            filter: "info,async_nats=off".to_owned(),
             format: LogFormat::Text,
         }
     }
@@ -298,6 +358,65 @@ impl EncryptionSettings {
 
 impl Validate for EncryptionSettings {
     fn validate(&self) -> Result<(), ConfigError> {
-        self.key_ring().map(|_| ())
+        self.key_ring()?;
+        if let Some(key) = &self.key {
+            check_secret("encryption.key", key.expose(), SecretKind::EncryptionKey)?;
+        }
+        for (id, key) in &self.previous_keys {
+            check_secret(
+                &format!("encryption.previous_keys.{id}"),
+                key.expose(),
+                SecretKind::EncryptionKey,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nats_url_takes_a_list_and_names_the_bad_entry() {
+        let with = |url: &str| NatsSettings {
+            url: url.to_owned(),
+            ..NatsSettings::default()
+        };
+        assert!(
+            with("tls://nats:4222,tls://nats-2:4222,tls://nats-3:4222")
+                .validate()
+                .is_ok()
+        );
+        let err = with("tls://nats:4222,nats-2:4222:x")
+            .validate()
+            .expect_err("a bad port");
+        assert_eq!(err.setting, "nats.url");
+        assert!(
+            err.message
+                .contains("\"nats-2:4222:x\" (entry 2 of the list)"),
+            "{err}"
+        );
+        let err = with(" ").validate().expect_err("empty");
+        assert_eq!(
+            (err.setting.as_str(), err.message.as_str()),
+            ("nats.url", "must not be empty")
+        );
+        let err = with(",").validate().expect_err("only a comma");
+        assert!(err.message.contains("no server given"), "{err}");
+    }
+
+    #[test]
+    fn the_password_of_a_database_url_is_found() {
+        assert_eq!(
+            url_password("postgres://flick:s3cret@db:5432/flick"),
+            Some("s3cret")
+        );
+        assert_eq!(url_password("postgres://flick:a@b@db/flick"), Some("a@b"));
+        assert_eq!(
+            url_password("postgres://postgres@127.0.0.1:5432/flick"),
+            None
+        );
+        assert_eq!(url_password("postgres://127.0.0.1/flick?user=x"), None);
     }
 }

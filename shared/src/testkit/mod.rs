@@ -6,16 +6,22 @@
 
 mod bed;
 mod database;
+mod hub_server;
+mod nats_cluster;
 mod nats_server;
 mod postgres_server;
 mod process;
+mod prometheus;
 mod receive;
 
 pub use bed::TestBed;
 pub use database::TestDb;
+pub use hub_server::{Hub, HubCluster, HubServer};
+pub use nats_cluster::NatsCluster;
 pub use nats_server::NatsServer;
 pub use postgres_server::PostgresServer;
 pub use process::Process;
+pub use prometheus::counter as prometheus_counter;
 pub use receive::{eventually, next_json, next_message, publish_samples, read_stream};
 
 use crate::Subjects;
@@ -46,7 +52,9 @@ pub fn stream_settings() -> crate::config::StreamSettings {
 /// earlier test runs left behind (test prefixes, older than ten minutes).
 pub async fn connect() -> async_nats::Client {
     static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    let client = async_nats::connect(nats_url())
+    let servers = crate::nats::server_addrs(&nats_url())
+        .unwrap_or_else(|err| panic!("NATS_URL={}: {err}", nats_url()));
+    let client = async_nats::connect(servers)
         .await
         .unwrap_or_else(|err| panic!("cannot connect to NATS at {}: {err}", nats_url()));
     let js = async_nats::jetstream::new(client.clone());
@@ -93,29 +101,13 @@ pub fn unique_subjects() -> Subjects {
     Subjects::new(unique_prefix()).expect("generated prefixes are valid")
 }
 
-/// The passwords the tests give each role of the repository's `nats.conf`: `<role>-pw`.
-pub const NATS_CONF_PASSWORDS: [(&str, &str); 5] = [
-    ("FLICK_NATS_COLLECTOR_PASSWORD", "collector-pw"),
-    ("FLICK_NATS_PERSISTER_PASSWORD", "persister-pw"),
-    ("FLICK_NATS_ALERTER_PASSWORD", "alerter-pw"),
-    ("FLICK_NATS_GATEWAY_PASSWORD", "gateway-pw"),
-    ("FLICK_NATS_INTEGRATION_PASSWORD", "integration-pw"),
-];
-
-/// A private `nats-server` started with the repository's `nats.conf` and
-/// [`NATS_CONF_PASSWORDS`].
-pub fn nats_conf_server() -> NatsServer {
-    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../nats.conf");
-    NatsServer::start_with_config(&conf, &NATS_CONF_PASSWORDS)
-}
-
-/// A connection as `role` of `nats.conf` (password `<role>-pw`), with the role's inbox prefix.
-pub async fn connect_as(server: &NatsServer, role: &str) -> async_nats::Client {
-    async_nats::ConnectOptions::with_user_and_password(role.to_owned(), format!("{role}-pw"))
-        .custom_inbox_prefix(crate::nats::inbox_prefix(role))
-        .connect(server.url())
-        .await
-        .unwrap_or_else(|err| panic!("connect as {role}: {err}"))
+/// 32 random bytes as 64 hex digits: a valid `JWT_SECRET` and `ENCRYPTION_KEY` alike, new in
+/// every call (services refuse published or patterned secrets, so tests cannot hard-code one).
+pub fn random_key_hex() -> String {
+    let bytes: Vec<u8> = (0..2)
+        .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
+        .collect();
+    hex::encode(bytes)
 }
 
 /// A TCP port that was free a moment ago.

@@ -15,6 +15,9 @@ pub struct NatsServer {
     store: tempfile::TempDir,
     config: Option<PathBuf>,
     env: Vec<(String, String)>,
+    /// The monitoring port (`/jsz`, `/healthz`) of a cluster's node; `None`: none (`-m 0`), so
+    /// parallel tests do not fight over 8222.
+    monitor: Option<u16>,
 }
 
 impl NatsServer {
@@ -34,24 +37,43 @@ impl NatsServer {
     }
 
     fn launch(config: Option<PathBuf>, env: Vec<(String, String)>) -> Self {
-        let store = tempfile::tempdir().expect("create a store directory for nats-server");
-        let mut server = Self {
-            child: None,
-            port: free_port(),
-            store,
-            config,
-            env,
-        };
+        let mut server = Self::unstarted(config, None);
+        server.env = env;
         server.spawn();
         server
     }
 
-    fn spawn(&mut self) {
+    /// A server on a free port with its own store, not started yet: a cluster writes each
+    /// node's configuration (which names the store) before it starts the node with `spawn`.
+    pub(super) fn unstarted(config: Option<PathBuf>, monitor: Option<u16>) -> Self {
+        Self {
+            child: None,
+            port: free_port(),
+            store: tempfile::tempdir().expect("create a store directory for nats-server"),
+            config,
+            env: Vec::new(),
+            monitor,
+        }
+    }
+
+    /// The store directory (`-sd`).
+    pub(super) fn store(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// Whether the process runs (it was not killed and did not exit).
+    pub(super) fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    pub(super) fn spawn(&mut self) {
         let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".to_owned());
         let mut command = Command::new(&binary);
         if let Some(config) = &self.config {
-            // `-m 0`: no monitoring port, so parallel tests do not fight over 8222.
-            command.arg("-c").arg(config).args(["-m", "0"]);
+            let monitor = self.monitor.unwrap_or(0).to_string();
+            command.arg("-c").arg(config).args(["-m", &monitor]);
         } else {
             command.arg("-js");
         }

@@ -83,6 +83,13 @@ impl Payload for AlertEvent {
     }
 }
 
+impl super::ServerPayload for AlertEvent {
+    const KIND: crate::subjects::StreamKind = crate::subjects::StreamKind::Alerts;
+    fn server_id(&self) -> &ServerId {
+        &self.server_id
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::decode;

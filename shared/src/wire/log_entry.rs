@@ -83,7 +83,7 @@ impl Payload for LogEntry {
 }
 
 /// Whether a string anywhere in `value` (key or value) holds a NUL, which `jsonb` refuses.
-fn json_has_nul(value: &serde_json::Value) -> bool {
+pub fn json_has_nul(value: &serde_json::Value) -> bool {
     match value {
         serde_json::Value::String(text) => text.contains('\0'),
         serde_json::Value::Array(items) => items.iter().any(json_has_nul),
@@ -91,6 +91,13 @@ fn json_has_nul(value: &serde_json::Value) -> bool {
             .iter()
             .any(|(key, value)| key.contains('\0') || json_has_nul(value)),
         _ => false,
+    }
+}
+
+impl super::ServerPayload for LogEntry {
+    const KIND: crate::subjects::StreamKind = crate::subjects::StreamKind::Logs;
+    fn server_id(&self) -> &ServerId {
+        &self.server_id
     }
 }
 

@@ -215,6 +215,13 @@ impl Payload for MetricSample {
     }
 }
 
+impl super::ServerPayload for MetricSample {
+    const KIND: crate::subjects::StreamKind = crate::subjects::StreamKind::Metrics;
+    fn server_id(&self) -> &ServerId {
+        &self.server_id
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{WireError, decode};

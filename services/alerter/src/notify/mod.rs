@@ -6,6 +6,13 @@
 //! freshness. Each delivery runs on its own task: a slow or dead receiver never delays
 //! evaluation. A failed delivery (network error, 5xx, 408, 429) is retried with exponential
 //! backoff until `notify_give_up_secs`, then given up and logged; other 4xx answers are final.
+//!
+//! Deliveries never reach loopback, link-local or other internal addresses unless
+//! `notify.allow_hosts` allows them (`flick_shared::outbound`): the URL is checked before each
+//! attempt, and the HTTP client resolves names through the same policy, so a name that
+//! re-resolves to a forbidden address between the check and the connection is refused too.
+//! Redirects are never followed (a 3xx is a final failure): a receiver cannot send the secret
+//! headers and the signature on to another host.
 
 mod channels;
 
@@ -22,12 +29,40 @@ use flick_shared::wire::AlertEvent;
 
 pub use channels::{Channel, load as load_channels};
 
+use flick_shared::outbound::{Destinations, Refused};
+
+/// Name resolution for the webhook client through the destinations policy.
+struct PolicyResolver(Arc<Destinations>);
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let destinations = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addresses: Vec<std::net::IpAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .map(|address| address.ip())
+                .collect();
+            let allowed = destinations.filter(&host, addresses)?;
+            let addrs: reqwest::dns::Addrs = Box::new(
+                allowed
+                    .into_iter()
+                    .map(|ip| std::net::SocketAddr::new(ip, 0))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            );
+            Ok(addrs)
+        })
+    }
+}
+
 /// Deliveries in flight at once; beyond it new ones are dropped and counted.
 const MAX_IN_FLIGHT: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct Notifier {
     http: reqwest::Client,
+    destinations: Arc<Destinations>,
     channels: Arc<RwLock<Vec<Channel>>>,
     in_flight: Arc<Semaphore>,
     give_up_after: Duration,
@@ -46,13 +81,22 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 }
 
 impl Notifier {
-    pub fn new(timeout: Duration, give_up_after: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        timeout: Duration,
+        give_up_after: Duration,
+        destinations: Destinations,
+    ) -> Result<Self, reqwest::Error> {
+        let destinations = Arc::new(destinations);
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("flick-alerter/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(PolicyResolver(destinations.clone()))
+            .no_proxy()
             .build()?;
         Ok(Self {
             http,
+            destinations,
             channels: Arc::new(RwLock::new(Vec::new())),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             give_up_after,
@@ -101,6 +145,20 @@ impl Notifier {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            if let Err(refused) = self.destinations.check_url(&channel.url).await {
+                let unresolved = matches!(refused, Refused::Unresolved { .. });
+                let delay = backoff.next_delay();
+                // A name that does not resolve may come back; a forbidden address will not.
+                if unresolved && Instant::now() + delay <= give_up_at {
+                    tracing::warn!(attempt, reason = %refused, "Notification not sent; retrying");
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                metrics::counter!("flick_alerter_notifications_total", "outcome" => "refused")
+                    .increment(1);
+                tracing::error!(reason = %refused, "Notification refused: its destination is not allowed");
+                return;
+            }
             let timestamp = chrono::Utc::now().timestamp();
             let mut request = self
                 .http
@@ -117,6 +175,7 @@ impl Notifier {
             }
             let outcome = request.body(body.clone()).send().await;
             let retry = match &outcome {
+                Ok(response) if response.status().is_redirection() => false,
                 Ok(response) if response.status().is_success() => {
                     metrics::counter!("flick_alerter_notifications_total", "outcome" => "delivered").increment(1);
                     tracing::debug!(attempt, "Notification delivered");
@@ -129,6 +188,10 @@ impl Notifier {
                 Err(_) => true,
             };
             let reason = match outcome {
+                Ok(response) if response.status().is_redirection() => format!(
+                    "HTTP {}: redirects are not followed (point the channel at the final URL)",
+                    response.status()
+                ),
                 Ok(response) => format!("HTTP {}", response.status()),
                 Err(err) => err.to_string(),
             };

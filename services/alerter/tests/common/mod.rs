@@ -114,6 +114,39 @@ impl Harness {
         .await
     }
 
+    /// Waits until the alerter has evaluated and committed every sample in the metrics stream
+    /// and published every transition it decided: only then does "no alert" mean something.
+    pub async fn wait_until_evaluated(&self) {
+        let name = self.subjects.stream_name(StreamKind::Metrics);
+        let mut stream = self.js.get_stream(&name).await.expect("stream");
+        let last = stream
+            .info()
+            .await
+            .expect("stream info")
+            .state
+            .last_sequence;
+        eventually(
+            &format!("the alerter's commits reaching sequence {last}"),
+            Duration::from_secs(30),
+            || async {
+                let committed: Option<i64> =
+                    sqlx::query_scalar("SELECT sequence FROM alerter_progress WHERE stream = $1")
+                        .bind(&name)
+                        .fetch_optional(&self.db.pool)
+                        .await
+                        .ok()
+                        .flatten()
+                        .flatten();
+                let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM alert_outbox")
+                    .fetch_one(&self.db.pool)
+                    .await
+                    .ok()?;
+                (committed? >= last as i64 && unpublished == 0).then_some(())
+            },
+        )
+        .await;
+    }
+
     pub async fn publish(&self, samples: &[MetricSample]) {
         testkit::publish_samples(&self.js, &self.subjects, samples, true).await;
     }

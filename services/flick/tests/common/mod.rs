@@ -9,8 +9,12 @@ use std::time::Duration;
 use flick_shared::Subjects;
 use flick_shared::testkit::{self, Process, TestDb};
 
-pub const JWT_SECRET: &str = "e2e-secret-that-is-long-enough-for-hs256-0123456789";
-pub const ENCRYPTION_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+/// The stack's signing and encryption keys (random: the services refuse published or
+/// patterned secrets).
+pub static JWT_SECRET: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(testkit::random_key_hex);
+pub static ENCRYPTION_KEY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(testkit::random_key_hex);
 
 /// One of the service binaries and how it is started.
 #[derive(Debug, Clone)]
@@ -77,10 +81,13 @@ pub struct Stack {
     pub gateway_port: u16,
     pub persister_ops: String,
     pub alerter_ops: String,
+    /// `host:port` of the gateway's operations listener.
+    pub gateway_ops: String,
     /// Extra settings given to every service (`Stack::with_env`).
     pub env: Vec<(String, String)>,
-    /// Each service connects as its own user of `nats.conf` (password `<role>-pw`).
-    pub nats_conf_users: bool,
+    /// Each service connects with its own `.creds` of a hub (`HubServer`): the directory of
+    /// them and the CA, with TLS.
+    pub hub: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl Stack {
@@ -99,19 +106,38 @@ impl Stack {
             gateway_port: testkit::free_port(),
             persister_ops: format!("127.0.0.1:{}", testkit::free_port()),
             alerter_ops: format!("127.0.0.1:{}", testkit::free_port()),
+            gateway_ops: format!("127.0.0.1:{}", testkit::free_port()),
             env: Vec::new(),
-            nats_conf_users: false,
+            hub: None,
         }
     }
 
-    /// A stack on a private server started with the repository's `nats.conf`
-    /// (`testkit::nats_conf_server`): each service connects as its own role, under the `flick`
-    /// prefix the file's permissions name.
-    pub async fn on_nats_conf(server: &testkit::NatsServer) -> Self {
-        let mut stack = Self::on_nats(server.url()).await;
-        stack.subjects = Subjects::new("flick").expect("valid prefix");
-        stack.nats_conf_users = true;
+    /// A stack on a hub's NATS in operator mode (`testkit::HubServer`, or the three nodes of a
+    /// `testkit::HubCluster`; the files `flick init` writes): each service connects over TLS
+    /// with its own `.creds`, given every node's URL.
+    pub async fn on_hub(hub: &impl testkit::Hub) -> Self {
+        let mut stack = Self::on_nats(hub.url()).await;
+        stack.subjects = hub.subjects().clone();
+        stack.hub = Some((hub.path("creds"), hub.ca()));
+        // The gateway enrols hosts with the hub's keys, as flick.toml's [enrollment] says.
+        let keys = hub.keys();
+        let seed = |key: &nkeys::KeyPair| key.seed().expect("seed");
         stack
+            .with_env("FLICK_ENROLLMENT__ACCOUNT", &keys.account.public_key())
+            .with_env(
+                "FLICK_ENROLLMENT__ACCOUNT_SIGNING_SEED",
+                &seed(&keys.account_signing),
+            )
+            .with_env(
+                "FLICK_ENROLLMENT__OPERATOR_SIGNING_SEED",
+                &seed(&keys.operator_signing),
+            )
+            .with_env(
+                "FLICK_ENROLLMENT__REGISTRAR_CREDS",
+                &hub.path("creds/registrar.creds").display().to_string(),
+            )
+            .with_env("FLICK_ENROLLMENT__CA", &hub.ca().display().to_string())
+            .with_env("FLICK_ENROLLMENT__NATS_URLS", &hub.url())
     }
 
     pub fn with_env(mut self, key: &str, value: &str) -> Self {
@@ -133,10 +159,11 @@ impl Stack {
             ("DATABASE_URL", self.db.url().to_owned()),
             ("PORT", self.gateway_port.to_string()),
             ("HOST", "127.0.0.1".to_owned()),
-            ("JWT_SECRET", JWT_SECRET.to_owned()),
-            ("ENCRYPTION_KEY", ENCRYPTION_KEY.to_owned()),
+            ("JWT_SECRET", JWT_SECRET.to_string()),
+            ("ENCRYPTION_KEY", ENCRYPTION_KEY.to_string()),
             ("FLICK_PERSISTER__OPS_LISTEN", self.persister_ops.clone()),
             ("FLICK_ALERTER__OPS_LISTEN", self.alerter_ops.clone()),
+            ("FLICK_GATEWAY__OPS_LISTEN", self.gateway_ops.clone()),
             (
                 "FLICK_STREAMS__METRICS_MAX_BYTES",
                 streams.metrics_max_bytes.to_string(),
@@ -178,11 +205,10 @@ impl Stack {
                 &hot.to_string(),
             ]);
         }
-        if self.nats_conf_users {
-            let role = service.role();
+        if let Some((creds, ca)) = &self.hub {
             command
-                .env("FLICK_NATS__USER", role)
-                .env("FLICK_NATS__PASSWORD", format!("{role}-pw"));
+                .env("FLICK_NATS__CREDS_DIR", creds)
+                .env("FLICK_NATS__CA", ca);
         }
         command
             .envs(self.base_env())
@@ -205,7 +231,7 @@ impl Stack {
             .await;
         self.wait_ready(&format!("http://{}/readyz", self.alerter_ops))
             .await;
-        self.wait_ready(&format!("{}/readyz", self.gateway_url()))
+        self.wait_ready(&format!("http://{}/readyz", self.gateway_ops))
             .await;
         Backend {
             persister,
@@ -221,4 +247,60 @@ pub struct Backend {
     pub persister: Process,
     pub alerter: Process,
     pub gateway: Process,
+}
+
+/// A JSON client of the gateway's public REST API.
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl Api {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let url = format!("{}/api/v1{path}", self.base);
+        testkit::call_json(&self.http, method, &url, token, body).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> serde_json::Value {
+        let (status, body) = self
+            .call(reqwest::Method::GET, path, Some(token), None)
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    /// The API of `stack`'s gateway.
+    pub fn of(stack: &Stack) -> Self {
+        Self {
+            http: testkit::http(),
+            base: stack.gateway_url(),
+        }
+    }
+
+    /// Registers `email` and returns its access token.
+    pub async fn register(&self, email: &str) -> String {
+        let (status, session) = self
+            .call(
+                reqwest::Method::POST,
+                "/auth/register",
+                None,
+                Some(serde_json::json!({ "email": email, "password": "correct horse battery staple" })),
+            )
+            .await;
+        assert_eq!(
+            status,
+            reqwest::StatusCode::CREATED,
+            "register {email}: {session}"
+        );
+        session["accessToken"]
+            .as_str()
+            .expect("access token")
+            .to_owned()
+    }
 }

@@ -208,6 +208,15 @@ pub async fn host_series(pool: &PgPool, server: &str) -> Vec<i64> {
     .expect("read a server's series")
 }
 
+/// The longest interval (ms) between consecutive samples of a series: a hole, if over 1 s.
+pub fn largest_gap(series: &[i64]) -> i64 {
+    series
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .unwrap_or(0)
+}
+
 /// How long until the stream held a sample on `subject` taken after `after`: the producer
 /// reconnected and replayed its buffer (oldest first) up to the present.
 pub async fn time_until_published_since(

@@ -3,6 +3,7 @@
 //! counters, and the malformed flood.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod flood;
 mod ledger;
 pub mod live;
@@ -15,7 +16,7 @@ use crate::common::{Service, Stack};
 use flick_shared::testkit::{self, Process};
 
 pub use ledger::{
-    BacklogWatch, Ledger, delete_streams, host_series, rows, stream_messages,
+    BacklogWatch, Ledger, delete_streams, host_series, largest_gap, rows, stream_messages,
     time_until_published_since, wait_rows, wait_rows_at_least,
 };
 pub use watch::{Arrivals, ConsumerLag, DeadLetterCount};
@@ -24,7 +25,8 @@ pub use watch::{Arrivals, ConsumerLag, DeadLetterCount};
 /// included); the tests' usual 64 MiB would drop the oldest samples before they are stored.
 pub const DRILL_STREAM_BYTES: &str = "1073741824";
 
-/// `persister.flush_interval_ms` by default: the longest a valid sample waits to be written.
+/// The longest the drills let a valid sample wait to be written: the storage interval of earlier
+/// defaults, kept as the bound now that `persister.flush_interval_ms` is 1 s by default.
 pub const STORAGE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A stack whose metrics stream holds a whole drill.
@@ -32,8 +34,7 @@ pub fn drill_stack(stack: Stack) -> Stack {
     stack.with_env("FLICK_STREAMS__METRICS_MAX_BYTES", DRILL_STREAM_BYTES)
 }
 
-/// Where each back-end service answers `/readyz` and `/metrics`: the persister and the alerter
-/// on their ops listeners, the gateway on its own port.
+/// Where each back-end service answers `/readyz` and `/metrics`: its operations listener.
 pub struct Endpoints {
     pub persister: String,
     pub alerter: String,
@@ -45,8 +46,17 @@ impl Endpoints {
         Self {
             persister: format!("http://{}", stack.persister_ops),
             alerter: format!("http://{}", stack.alerter_ops),
-            gateway: stack.gateway_url(),
+            gateway: format!("http://{}", stack.gateway_ops),
         }
+    }
+
+    /// Waits until the alerter has evaluated at least `published` samples; its count.
+    pub async fn alerter_evaluated(&self, published: u64, within: Duration) -> u64 {
+        testkit::eventually("the alerter evaluating every sample", within, || async {
+            let n = counter(&self.alerter, "flick_alerter_samples_evaluated_total", "").await?;
+            (n >= published).then_some(n)
+        })
+        .await
     }
 
     pub fn all(&self) -> [(&'static str, &str); 3] {
@@ -182,26 +192,12 @@ pub async fn time_until_ready(base: &str, since: Instant, within: Duration) -> O
 /// The sum of a counter over its series on a `/metrics` page, only those labelled
 /// `service="…"` when `service` is not empty; `None` when the page does not answer.
 pub async fn counter(base: &str, name: &str, service: &str) -> Option<u64> {
-    let page = testkit::http()
-        .get(format!("{base}/metrics"))
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    let label = format!("service=\"{service}\"");
-    let sum: f64 = page
-        .lines()
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter(|line| service.is_empty() || line.contains(&label))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    Some(sum as u64)
+    let label = if service.is_empty() {
+        String::new()
+    } else {
+        format!("service=\"{service}\"")
+    };
+    testkit::prometheus_counter(base, name, &label).await
 }
 
 pub fn secs(duration: Duration) -> String {

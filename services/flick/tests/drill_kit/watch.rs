@@ -11,7 +11,6 @@ use futures::StreamExt;
 use sqlx::PgPool;
 
 use flick_shared::Subjects;
-use flick_shared::testkit;
 
 /// Counts what arrives on `<prefix>.deadletter.<service>`, by service and by reason (the kind
 /// before the `:` of the reason header), and the payloads cut to fit.
@@ -25,12 +24,8 @@ pub struct DeadLetterCount {
 const TRUNCATED: &str = "(payload truncated)";
 
 impl DeadLetterCount {
-    pub async fn start(subjects: &Subjects) -> Self {
-        let client = async_nats::ConnectOptions::new()
-            .subscription_capacity(1 << 20)
-            .connect(testkit::nats_url())
-            .await
-            .expect("connect for dead letters");
+    /// Counts with `client` (one that may read every dead-letter subject).
+    pub async fn start(client: async_nats::Client, subjects: &Subjects) -> Self {
         let mut subscription = client
             .subscribe(subjects.deadletter("*"))
             .await

@@ -23,6 +23,8 @@ pub struct ServerRow {
     pub updated_at: DateTime<Utc>,
     pub last_seen_at: Option<DateTime<Utc>>,
     pub has_credentials: bool,
+    /// `registered`, `enrolled` or `discovered`.
+    pub origin: String,
 }
 
 /// The server `id` if the caller may see it.
@@ -36,7 +38,7 @@ pub async fn visible_server(
     };
     let row: Option<ServerRow> = sqlx::query_as(
         "SELECT id, name, hostname, owner_id, tags, created_at, updated_at, last_seen_at,
-                credentials IS NOT NULL AS has_credentials
+                credentials IS NOT NULL AS has_credentials, origin
          FROM servers WHERE id = $1 AND ($2 OR owner_id = $3)",
     )
     .bind(id.as_str())

@@ -72,6 +72,9 @@ async fn list_alerts(
     Query(query): Query<AlertQuery>,
 ) -> ApiResult<ApiJson<Page<Alert>>> {
     let limit = page::limit(query.limit)?;
+    if let Some(server) = &query.server_id {
+        ApiError::storable("serverId", server)?;
+    }
     if let Some(s) = &query.state
         && s != "firing"
         && s != "resolved"

@@ -1,7 +1,8 @@
 //! `/auth`: register, login, refresh, logout, me.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -11,8 +12,9 @@ use uuid::Uuid;
 
 use crate::audit;
 use crate::auth::tokens::{new_refresh_token, refresh_token_hash};
-use crate::auth::{CurrentUser, Role, password};
+use crate::auth::{CurrentUser, Role, cookie, password};
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::http;
 use crate::state::{AppState, ClientIp};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -25,16 +27,37 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Credentials {
     pub email: String,
     pub password: String,
+    /// Where the refresh token goes: `body` (default, for scripts) or `cookie` (browsers: an
+    /// `HttpOnly` cookie no script can read; the body then carries no refresh token).
+    #[serde(default)]
+    pub refresh_in: RefreshIn,
+    /// With `refreshIn: cookie`: keep the cookie after the browser closes ("keep me signed
+    /// in", the default) or only until then.
+    #[serde(default = "keep")]
+    pub remember: bool,
+}
+
+fn keep() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RefreshIn {
+    #[default]
+    Body,
+    Cookie,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RefreshRequest {
-    pub refresh_token: String,
+    /// The refresh token; absent when it travels in the `flick_refresh` cookie.
+    pub refresh_token: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -55,21 +78,26 @@ pub struct Session {
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
-    pub refresh_token: String,
+    /// Absent when the refresh token was set as the `flick_refresh` cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     pub user: User,
 }
 
-/// Trimmed and lower-cased; a plausible address (something@domain.tld), at most 254 bytes.
+/// Trimmed and lower-cased; a plausible address (something@domain.tld), at most 254 bytes, with
+/// no control characters.
 pub fn normalise_email(email: &str) -> Result<String, ApiError> {
-    let email = email.trim().to_lowercase();
-    let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        })
-        && !email.chars().any(char::is_whitespace);
+    let email = email.trim();
+    if email.len() > 254 {
+        return Err(ApiError::unprocessable("email is not a valid address"));
+    }
+    let email = email.to_lowercase();
+    let valid = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+    }) && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     if valid {
         Ok(email)
     } else {
@@ -89,9 +117,24 @@ fn check_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-type UserRow = (Uuid, String, String, String, DateTime<Utc>);
+/// id, email, password hash, role, created, disabled
+type UserRow = (
+    Uuid,
+    String,
+    String,
+    String,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+);
 
-/// id, user, family, expires, used, revoked
+/// The columns of a [`UserRow`], for `concat!` into static queries.
+macro_rules! user_columns {
+    () => {
+        "id, email, password_hash, role, created_at, disabled_at"
+    };
+}
+
+/// id, user, session, expires, used, revoked
 type TokenRow = (
     Uuid,
     Uuid,
@@ -110,29 +153,93 @@ fn user_of(row: &UserRow) -> User {
     }
 }
 
-/// Issues an access token and a refresh token in `family` (a new family at login).
-async fn open_session(state: &AppState, user: User, family: Uuid) -> ApiResult<Session> {
-    let (access_token, _) = state.jwt.issue(user.id, user.role)?;
+/// A session's tokens, and how the answer carries the refresh token.
+struct Issued {
+    session: Session,
+    cookie: Option<HeaderValue>,
+}
+
+impl IntoResponse for Issued {
+    fn into_response(self) -> Response {
+        let mut response = ApiJson(self.session).into_response();
+        if let Some(cookie) = self.cookie {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        response
+    }
+}
+
+/// Issues an access token for `session` and a new refresh token in it, inside `tx`: the new
+/// refresh token exists exactly when the transaction that consumed the old one commits, so a
+/// concurrent reuse that revokes the session revokes it too.
+async fn issue(
+    state: &AppState,
+    tx: &mut sqlx::PgConnection,
+    user: User,
+    session: Uuid,
+    refresh_in: RefreshIn,
+    persistent: bool,
+) -> ApiResult<Issued> {
+    let (access_token, _) = state.jwt.issue(user.id, session, user.role)?;
     let refresh_token = new_refresh_token()?;
-    let ttl =
-        chrono::Duration::days(i64::try_from(state.settings.refresh_token_ttl_days).unwrap_or(30));
+    let ttl_days = state.settings.refresh_token_ttl_days;
+    let ttl = chrono::Duration::days(i64::try_from(ttl_days).unwrap_or(30));
     sqlx::query(
         "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(Uuid::new_v4())
     .bind(user.id)
-    .bind(family)
+    .bind(session)
     .bind(refresh_token_hash(&refresh_token))
     .bind(Utc::now() + ttl)
-    .execute(&state.pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(Session {
-        access_token,
-        token_type: "Bearer",
-        expires_in: state.jwt.ttl_secs(),
-        refresh_token,
-        user,
+    let (refresh_token, cookie) = match refresh_in {
+        RefreshIn::Body => (Some(refresh_token), None),
+        RefreshIn::Cookie => (
+            None,
+            cookie::set(
+                &refresh_token,
+                persistent.then_some(ttl_days * 86_400),
+                state.settings.cookie_secure,
+            ),
+        ),
+    };
+    Ok(Issued {
+        session: Session {
+            access_token,
+            token_type: "Bearer",
+            expires_in: state.jwt.ttl_secs(),
+            refresh_token,
+            user,
+        },
+        cookie,
     })
+}
+
+/// Opens a new session for `user` inside `tx`, as `credentials` ask.
+async fn open_session(
+    state: &AppState,
+    tx: &mut sqlx::PgConnection,
+    user: User,
+    credentials: &Credentials,
+) -> ApiResult<Issued> {
+    let session = Uuid::new_v4();
+    sqlx::query("INSERT INTO sessions (id, user_id, persistent) VALUES ($1, $2, $3)")
+        .bind(session)
+        .bind(user.id)
+        .bind(credentials.remember)
+        .execute(&mut *tx)
+        .await?;
+    issue(
+        state,
+        tx,
+        user,
+        session,
+        credentials.refresh_in,
+        credentials.remember,
+    )
+    .await
 }
 
 /// Creates an account. The first account becomes admin; after it, registration is open or
@@ -142,16 +249,16 @@ async fn open_session(state: &AppState, user: User, family: Uuid) -> ApiResult<S
         (status = 201, description = "Account created, session opened", body = Session),
         (status = 400, body = ErrorBody), (status = 403, description = "Registration closed", body = ErrorBody),
         (status = 409, description = "Email taken", body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 429, body = ErrorBody)))]
+        (status = 429, body = ErrorBody), (status = 503, description = "Too busy hashing passwords", body = ErrorBody)))]
 async fn register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<Credentials>,
-) -> ApiResult<(StatusCode, ApiJson<Session>)> {
+) -> ApiResult<(StatusCode, Issued)> {
     state.limits.check_auth(ip)?;
     let email = normalise_email(&body.email)?;
     check_password(&body.password)?;
-    let hash = password::hash(body.password).await?;
+    let hash = state.hasher.hash(body.password.clone()).await?;
     let mut tx = state.pool.begin().await?;
     // Serialises registrations so exactly one can be the first (admin).
     sqlx::query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
@@ -166,11 +273,13 @@ async fn register(
         ));
     }
     let role = if first { Role::Admin } else { Role::User };
-    let row: Option<UserRow> = sqlx::query_as(
+    let row: Option<UserRow> = sqlx::query_as(concat!(
         "INSERT INTO users (id, email, password_hash, role) VALUES ($1, $2, $3, $4)
          ON CONFLICT (email) DO NOTHING
-         RETURNING id, email, password_hash, role, created_at",
-    )
+         RETURNING ",
+        user_columns!(),
+        ""
+    ))
     .bind(Uuid::new_v4())
     .bind(&email)
     .bind(&hash)
@@ -182,6 +291,7 @@ async fn register(
             "an account with this email exists".into(),
         ));
     };
+    let issued = open_session(&state, &mut tx, user_of(&row), &body).await?;
     tx.commit().await?;
     audit::record(
         &state.pool,
@@ -192,38 +302,43 @@ async fn register(
         serde_json::json!({ "role": role.as_str() }),
     )
     .await;
-    let session = open_session(&state, user_of(&row), Uuid::new_v4()).await?;
-    Ok((StatusCode::CREATED, ApiJson(session)))
+    Ok((StatusCode::CREATED, issued))
 }
 
-/// Opens a session. An unknown email and a wrong password get the same answer, in the same time.
+/// Opens a session. An unknown email, a disabled account and a wrong password get the same
+/// answer, in the same time.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Credentials,
     responses(
         (status = 200, body = Session), (status = 400, body = ErrorBody),
         (status = 401, description = "Unknown email or wrong password", body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, description = "Too busy hashing passwords", body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<Credentials>,
-) -> ApiResult<ApiJson<Session>> {
+) -> ApiResult<Issued> {
     state.limits.check_auth(ip)?;
-    let email = body.email.trim().to_lowercase();
+    // An address that could never have been registered cannot match either.
+    let email = normalise_email(&body.email)?;
     if body.password.len() > password::MAX_LEN {
         return Err(ApiError::unprocessable("password is too long"));
     }
-    let row: Option<UserRow> = sqlx::query_as(
-        "SELECT id, email, password_hash, role, created_at FROM users WHERE email = $1",
-    )
+    let row: Option<UserRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE email = $1"
+    ))
     .bind(&email)
     .fetch_optional(&state.pool)
     .await?;
     let hash = match &row {
         Some(row) => row.2.clone(),
-        None => password::dummy_hash().await,
+        None => state.hasher.dummy_hash().await?,
     };
-    let matches = password::verify(body.password, hash).await?;
-    let (Some(row), true) = (row, matches) else {
+    let matches = state.hasher.verify(body.password.clone(), hash).await?;
+    let row = row.filter(|row| matches && row.5.is_none());
+    let Some(row) = row else {
         audit::record(
             &state.pool,
             None,
@@ -235,46 +350,61 @@ async fn login(
         .await;
         return Err(ApiError::Unauthorized("invalid email or password".into()));
     };
-    Ok(ApiJson(
-        open_session(&state, user_of(&row), Uuid::new_v4()).await?,
-    ))
+    let mut tx = state.pool.begin().await?;
+    let issued = open_session(&state, &mut tx, user_of(&row), &body).await?;
+    tx.commit().await?;
+    Ok(issued)
+}
+
+/// The refresh token of a request: the body's, else the cookie's; and where the new one goes.
+fn presented(headers: &HeaderMap, body: RefreshRequest) -> Option<(String, RefreshIn)> {
+    match body.refresh_token {
+        Some(token) => Some((token, RefreshIn::Body)),
+        None => cookie::read(headers).map(|token| (token, RefreshIn::Cookie)),
+    }
 }
 
 /// Exchanges a refresh token for a new session. Each refresh token works once: presenting one
-/// that was already used revokes every token of its family (a stolen token is detected).
+/// that was already used ends its session (a stolen token is detected), and with it every
+/// access token of that session.
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = Session), (status = 400, body = ErrorBody),
         (status = 401, description = "Unknown, expired, revoked or reused token", body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 403, description = "Cookie sent from a page of another origin", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn refresh(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<RefreshRequest>,
-) -> ApiResult<ApiJson<Session>> {
+) -> ApiResult<Issued> {
+    state.limits.check_refresh(ip)?;
     let invalid = || ApiError::Unauthorized("invalid refresh token".into());
+    let (token, refresh_in) = presented(&headers, body).ok_or_else(invalid)?;
+    if refresh_in == RefreshIn::Cookie {
+        http::require_own_origin(&headers, &state.settings)?;
+    }
     let mut tx = state.pool.begin().await?;
-    let token: Option<TokenRow> = sqlx::query_as(
+    let row: Option<TokenRow> = sqlx::query_as(
         "SELECT id, user_id, family_id, expires_at, used_at, revoked_at FROM refresh_tokens
          WHERE token_hash = $1 FOR UPDATE",
     )
-    .bind(refresh_token_hash(&body.refresh_token))
+    .bind(refresh_token_hash(&token))
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((id, user_id, family, expires_at, used_at, revoked_at)) = token else {
+    let Some((id, user_id, session, expires_at, used_at, revoked_at)) = row else {
         return Err(invalid());
     };
     if used_at.is_some() && revoked_at.is_none() {
-        sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL")
-            .bind(family)
-            .execute(&mut *tx)
-            .await?;
+        end_session(&mut tx, session).await?;
         tx.commit().await?;
         audit::record(
             &state.pool,
             Some(user_id),
             "refresh_token_reused",
             None,
-            None,
-            serde_json::json!({ "family": family }),
+            Some(ip),
+            serde_json::json!({ "session": session }),
         )
         .await;
         return Err(invalid());
@@ -282,45 +412,96 @@ async fn refresh(
     if revoked_at.is_some() || used_at.is_some() || expires_at <= Utc::now() {
         return Err(invalid());
     }
+    let row: UserRow = sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users u WHERE id = $1 AND disabled_at IS NULL
+           AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = $2 AND s.revoked_at IS NULL)"
+    ))
+    .bind(user_id)
+    .bind(session)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(invalid)?;
+    let persistent: bool = sqlx::query_scalar("SELECT persistent FROM sessions WHERE id = $1")
+        .bind(session)
+        .fetch_one(&mut *tx)
+        .await?;
     sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1")
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    let row: UserRow = sqlx::query_as(
-        "SELECT id, email, password_hash, role, created_at FROM users WHERE id = $1",
+    let issued = issue(
+        &state,
+        &mut tx,
+        user_of(&row),
+        session,
+        refresh_in,
+        persistent,
     )
-    .bind(user_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(invalid)?;
+    .await?;
     tx.commit().await?;
-    Ok(ApiJson(open_session(&state, user_of(&row), family).await?))
+    Ok(issued)
 }
 
-/// Ends a session: its refresh token family is revoked.
+/// Revokes a session and every refresh token of it.
+async fn end_session(tx: &mut sqlx::PgConnection, session: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+        .bind(session)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(session)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Ends a session, named by its refresh token (body or cookie) or by the bearer access token:
+/// its access tokens stop working within seconds and its refresh tokens at once. The cookie is
+/// cleared.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body = RefreshRequest,
     responses((status = 204, description = "Logged out (also for an unknown token)"), (status = 400, body = ErrorBody)))]
 async fn logout(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<RefreshRequest>,
-) -> ApiResult<StatusCode> {
-    sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = now()
-         WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) AND revoked_at IS NULL",
-    )
-    .bind(refresh_token_hash(&body.refresh_token))
-    .execute(&state.pool)
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> ApiResult<Response> {
+    let bearer = crate::auth::user::bearer_header(&headers)
+        .and_then(|token| state.jwt.verify(token))
+        .map(|claims| claims.sid);
+    let by_refresh = match presented(&headers, body) {
+        Some((token, _)) => {
+            sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(refresh_token_hash(&token))
+                .fetch_optional(&state.pool)
+                .await?
+        }
+        None => None,
+    };
+    let mut tx = state.pool.begin().await?;
+    for session in by_refresh.into_iter().chain(bearer) {
+        end_session(&mut tx, session).await?;
+    }
+    tx.commit().await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Some(clear) = cookie::clear(state.settings.cookie_secure) {
+        response.headers_mut().append(header::SET_COOKIE, clear);
+    }
+    Ok(response)
 }
 
 /// The caller's account.
 #[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
 async fn me(State(state): State<AppState>, user: CurrentUser) -> ApiResult<ApiJson<User>> {
-    let row: UserRow = sqlx::query_as(
-        "SELECT id, email, password_hash, role, created_at FROM users WHERE id = $1",
-    )
+    let row: UserRow = sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE id = $1"
+    ))
     .bind(user.id)
     .fetch_optional(&state.pool)
     .await?
@@ -346,6 +527,8 @@ mod tests {
             "ada@example",
             "a da@example.com",
             "ada@.com",
+            "ada\u{0}@example.com",
+            &format!("{}@example.com", "a".repeat(60_000)),
         ] {
             assert!(normalise_email(bad).is_err(), "{bad:?}");
         }

@@ -12,6 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use flick_shared::outbound::Refused;
+
 use crate::audit;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
@@ -43,7 +45,9 @@ pub struct Channel {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewChannel {
     pub name: String,
-    /// `http://` or `https://` URL the alerter POSTs each transition to.
+    /// `http://` or `https://` URL the alerter POSTs each transition to. Loopback, link-local,
+    /// unspecified and multicast destinations are refused unless `notify.allow_hosts` allows
+    /// them; redirects are never followed.
     pub url: String,
     /// Extra headers, such as `Authorization`; sealed at rest.
     #[serde(default)]
@@ -115,6 +119,8 @@ async fn create_channel(
     ApiJson(body): ApiJson<NewChannel>,
 ) -> ApiResult<(StatusCode, ApiJson<Channel>)> {
     user.require_admin()?;
+    ApiError::storable("name", &body.name)?;
+    ApiError::storable("url", &body.url)?;
     let name = body.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::unprocessable("name must be 1 to 100 characters"));
@@ -128,12 +134,26 @@ async fn create_channel(
             "url must be an http:// or https:// URL",
         ));
     }
+    // Where the alerter would call: never inside this machine or its link unless allowed. A
+    // name that does not resolve from here (yet) is accepted: the alerter checks the addresses
+    // again at every delivery.
+    let checked = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        state.destinations.check_url(&url),
+    )
+    .await;
+    match checked {
+        Ok(Err(refused)) if !matches!(refused, Refused::Unresolved { .. }) => {
+            return Err(ApiError::unprocessable(format!("url: {refused}")));
+        }
+        _ => {}
+    }
     for (header, value) in &body.headers {
         let valid = !header.is_empty()
             && header
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            && !value.contains(['\r', '\n']);
+            && !value.contains(|c: char| c.is_control() && c != '\t');
         if !valid {
             return Err(ApiError::unprocessable(format!(
                 "header {header:?} is not a valid header"

@@ -38,7 +38,8 @@ pub struct HistoryQuery {
     /// End, RFC 3339 (default: now).
     pub to: Option<String>,
     /// Bucket size: seconds (`300`) or with a unit (`30s`, `5m`, `1h`, `1d`). Default: a round
-    /// size giving at most ~1,000 points.
+    /// size giving at most ~1,000 points. One giving more than 10,000 points is raised to the
+    /// smallest round size that does not.
     pub bucket: Option<String>,
 }
 
@@ -103,7 +104,18 @@ pub fn parse_bucket(text: &str) -> Option<i64> {
 
 /// The smallest round bucket giving at most `TARGET_POINTS` over `range_secs`.
 pub fn default_bucket(range_secs: i64) -> i64 {
-    let wanted = (range_secs + TARGET_POINTS - 1) / TARGET_POINTS;
+    round_bucket(range_secs, TARGET_POINTS)
+}
+
+/// The smallest bucket a request over `range_secs` may use: the smallest round one giving at
+/// most `MAX_POINTS`. A smaller bucket asked for is raised to it (the answer's `bucketSecs`
+/// says so), so no request is refused for its bucket and none returns more than the limit.
+pub fn minimum_bucket(range_secs: i64) -> i64 {
+    round_bucket(range_secs, MAX_POINTS)
+}
+
+fn round_bucket(range_secs: i64, points: i64) -> i64 {
+    let wanted = (range_secs + points - 1) / points;
     NICE_BUCKETS
         .iter()
         .copied()
@@ -154,7 +166,9 @@ const HOUR: &str = "SELECT time_bucket($1::interval, bucket) AS t, sum(samples):
 #[utoipa::path(get, path = "/servers/{id}/metrics", tag = "metrics", security(("bearer" = [])),
     params(("id" = String, Path, description = "Server id"), HistoryQuery),
     responses((status = 200, body = History), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, description = "Unparseable times, from not before to, range beyond retention, too many points", body = ErrorBody)))]
+        (status = 422, description = "Unparseable times, from not before to, range beyond retention", body = ErrorBody),
+        (status = 429, description = "This user already runs gateway.history_per_user history queries", body = ErrorBody),
+        (status = 503, description = "Too many history queries, or one slower than gateway.statement_timeout_ms", body = ErrorBody)))]
 async fn history(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -192,24 +206,20 @@ async fn history(
         })?,
         None => default_bucket(range),
     };
-    if range / bucket > MAX_POINTS {
-        return Err(ApiError::unprocessable(format!(
-            "bucket {bucket} s gives more than {MAX_POINTS} points over this range"
-        )));
-    }
+    let bucket = bucket.max(minimum_bucket(range));
     let source = source_for(bucket, state.timescale);
     let sql = match source {
         "hour" => HOUR,
         "minute" => MINUTE,
         _ => RAW,
     };
-    let rows = sqlx::query(sql)
+    let _admission = state.history.admit(user.id).await?;
+    let query = sqlx::query(sql)
         .bind(format!("{bucket} seconds"))
         .bind(&server.id)
         .bind(from)
-        .bind(to)
-        .fetch_all(&state.pool)
-        .await?;
+        .bind(to);
+    let rows = crate::heavy::fetch_all(&state.pool, query).await?;
     let points = rows
         .iter()
         .map(|row| {
@@ -259,7 +269,14 @@ mod tests {
         assert_eq!(default_bucket(60), 1);
         for range in [60, 3_600, 86_400, 7 * 86_400, 30 * 86_400, 400 * 86_400] {
             assert!(range / default_bucket(range) <= TARGET_POINTS, "{range}");
+            assert!(range / minimum_bucket(range) <= MAX_POINTS, "{range}");
         }
+        assert_eq!(
+            minimum_bucket(30 * 86_400),
+            300,
+            "30 d → at least 5 min (8,640 points)"
+        );
+        assert_eq!(minimum_bucket(3_600), 1);
     }
 
     #[test]

@@ -141,6 +141,11 @@ async fn list_logs(
     Query(query): Query<LogQuery>,
 ) -> ApiResult<ApiJson<Page<Log>>> {
     let limit = page::limit(query.limit)?;
+    for (field, value) in [("serverId", &query.server_id), ("q", &query.q)] {
+        if let Some(value) = value {
+            ApiError::storable(field, value)?;
+        }
+    }
     let levels: Option<Vec<String>> = match &query.level {
         None => None,
         Some(text) => {

@@ -6,7 +6,9 @@ mod access;
 mod alerts;
 pub mod auth;
 mod channels;
+mod enrollments;
 pub mod history;
+pub mod install;
 mod logs;
 mod ops;
 mod page;
@@ -59,10 +61,12 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(thresholds::router())
         .merge(alerts::router())
         .merge(channels::router())
+        .merge(enrollments::router())
         .merge(logs::router())
         .merge(crate::live::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .merge(ops::router())
+        .merge(install::router())
         .split_for_parts()
 }

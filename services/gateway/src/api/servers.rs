@@ -53,6 +53,9 @@ pub struct Server {
     pub updated_at: DateTime<Utc>,
     /// Whether credentials are stored (they are only returned by `/servers/{id}/credentials`).
     pub has_credentials: bool,
+    /// `registered` (created with POST /servers), `enrolled` (a host enrolled with a token) or
+    /// `discovered` (samples arrived from a service identity or an integration; admins only).
+    pub origin: String,
 }
 
 /// The newest stored sample of a server.
@@ -159,10 +162,12 @@ pub fn server_of(row: ServerRow, offline_after_secs: u64) -> Server {
         created_at: row.created_at,
         updated_at: row.updated_at,
         has_credentials: row.has_credentials,
+        origin: row.origin,
     }
 }
 
-fn check_name(name: &str) -> ApiResult<String> {
+pub(crate) fn check_name(name: &str) -> ApiResult<String> {
+    ApiError::storable("name", name)?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::unprocessable("name must be 1 to 100 characters"));
@@ -171,6 +176,9 @@ fn check_name(name: &str) -> ApiResult<String> {
 }
 
 fn check_hostname(hostname: Option<String>) -> ApiResult<Option<String>> {
+    if let Some(hostname) = &hostname {
+        ApiError::storable("hostname", hostname)?;
+    }
     match hostname.map(|h| h.trim().to_owned()) {
         Some(h) if h.is_empty() => Ok(None),
         Some(h) if h.len() > 253 => Err(ApiError::unprocessable(
@@ -180,12 +188,13 @@ fn check_hostname(hostname: Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
-fn check_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
+pub(crate) fn check_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
     if tags.len() > 20 {
         return Err(ApiError::unprocessable("at most 20 tags"));
     }
     let mut out: Vec<String> = Vec::with_capacity(tags.len());
     for tag in tags {
+        ApiError::storable("tags", &tag)?;
         let tag = tag.trim().to_owned();
         if tag.is_empty() || tag.chars().count() > 50 {
             return Err(ApiError::unprocessable(
@@ -220,6 +229,63 @@ fn seal_credentials(
         .map_err(|err| ApiError::Internal(anyhow::anyhow!("seal credentials: {err}")))
 }
 
+/// The one answer for an id the caller may not take, whatever the reason (someone else's
+/// server, a discovered one, one deleted by another owner, data stored under it): it says the id
+/// is taken, which any refusal must, and nothing about whose or why.
+fn unavailable(id: &ServerId) -> ApiError {
+    ApiError::Conflict(format!(
+        "server id {id} is not available; choose another, or leave id out for a random one"
+    ))
+}
+
+/// Whether `user` may create a server under the id they chose. Server ids are one namespace
+/// shared with the collectors (`FLICK_SERVER_ID`), so an id that carries data or belonged to
+/// another owner must not be taken over: its new owner would read the old owner's history, or
+/// receive a live stream that is not theirs.
+async fn claimable(state: &AppState, user: &CurrentUser, id: &ServerId) -> ApiResult<()> {
+    // `Some(owner)`: a row exists (owner `None`: discovered / deleted while discovered).
+    let current: Option<Option<Uuid>> =
+        sqlx::query_scalar("SELECT owner_id FROM servers WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&state.pool)
+            .await?;
+    if let Some(owner) = current {
+        return Err(match owner {
+            Some(owner) if owner == user.id => {
+                ApiError::Conflict(format!("you already have a server with id {id}"))
+            }
+            None if user.is_admin() => ApiError::Conflict(format!(
+                "a discovered server has id {id}: give it an owner with PUT /servers/{id}/owner"
+            )),
+            _ => unavailable(id),
+        });
+    }
+    let deleted: Option<Option<Uuid>> =
+        sqlx::query_scalar("SELECT owner_id FROM server_tombstones WHERE server_id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&state.pool)
+            .await?;
+    match deleted {
+        // Deleted by its owner, who may take it again (what is left of it is theirs).
+        Some(Some(previous)) if previous == user.id => return Ok(()),
+        Some(_) => return Err(unavailable(id)),
+        None => {}
+    }
+    let has_data: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM metrics WHERE server_id = $1)
+             OR EXISTS (SELECT 1 FROM logs WHERE server_id = $1)
+             OR EXISTS (SELECT 1 FROM alerts WHERE server_id = $1)",
+    )
+    .bind(id.as_str())
+    .fetch_one(&state.pool)
+    .await?;
+    if has_data {
+        Err(unavailable(id))
+    } else {
+        Ok(())
+    }
+}
+
 /// The servers the caller may see: their own; an admin sees all, including discovered ones.
 #[utoipa::path(get, path = "/servers", tag = "servers", security(("bearer" = [])),
     responses((status = 200, body = Vec<Server>), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
@@ -229,7 +295,7 @@ async fn list_servers(
 ) -> ApiResult<ApiJson<Vec<Server>>> {
     let rows: Vec<ServerRow> = sqlx::query_as(
         "SELECT id, name, hostname, owner_id, tags, created_at, updated_at, last_seen_at,
-                credentials IS NOT NULL AS has_credentials
+                credentials IS NOT NULL AS has_credentials, origin
          FROM servers WHERE $1 OR owner_id = $2 ORDER BY name, id",
     )
     .bind(user.is_admin())
@@ -247,13 +313,15 @@ async fn list_servers(
 /// Registers a server owned by the caller.
 #[utoipa::path(post, path = "/servers", tag = "servers", security(("bearer" = [])), request_body = NewServer,
     responses((status = 201, body = Server), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 409, description = "The id is taken", body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 409, description = "The id is not available (taken, discovered, deleted by another owner, or carrying data)", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn create_server(
     State(state): State<AppState>,
     user: CurrentUser,
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<NewServer>,
 ) -> ApiResult<(StatusCode, ApiJson<Server>)> {
+    let chosen = body.id.is_some();
     let id = match body.id {
         Some(id) => ServerId::parse(id).map_err(|err| ApiError::unprocessable(err.to_string()))?,
         None => ServerId::parse(Uuid::new_v4().to_string())
@@ -267,11 +335,14 @@ async fn create_server(
         .filter(|c| !c.is_null())
         .map(|c| seal_credentials(&state, id.as_str(), &c))
         .transpose()?;
+    if chosen {
+        claimable(&state, &user, &id).await?;
+    }
     let row: Option<ServerRow> = sqlx::query_as(
-        "INSERT INTO servers (id, name, hostname, owner_id, tags, credentials) VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO servers (id, name, hostname, owner_id, tags, credentials, origin) VALUES ($1, $2, $3, $4, $5, $6, 'registered')
          ON CONFLICT (id) DO NOTHING
          RETURNING id, name, hostname, owner_id, tags, created_at, updated_at, last_seen_at,
-                   credentials IS NOT NULL AS has_credentials",
+                   credentials IS NOT NULL AS has_credentials, origin",
     )
     .bind(id.as_str())
     .bind(&name)
@@ -281,7 +352,8 @@ async fn create_server(
     .bind(credentials)
     .fetch_optional(&state.pool)
     .await?;
-    let row = row.ok_or_else(|| ApiError::Conflict(format!("a server with id {id} exists")))?;
+    // Taken meanwhile (a collector's first sample, another request): the same refusal.
+    let row = row.ok_or_else(|| unavailable(&id))?;
     audit::record(
         &state.pool,
         Some(user.id),
@@ -361,7 +433,7 @@ async fn update_server(
                 credentials = CASE WHEN $5 THEN $6 ELSE credentials END, updated_at = now()
          WHERE id = $1
          RETURNING id, name, hostname, owner_id, tags, created_at, updated_at, last_seen_at,
-                   credentials IS NOT NULL AS has_credentials",
+                   credentials IS NOT NULL AS has_credentials, origin",
     )
     .bind(&current.id)
     .bind(&name)
@@ -385,12 +457,13 @@ async fn update_server(
     Ok(ApiJson(server_of(row, state.settings.offline_after_secs)))
 }
 
-/// Deletes a server and its alert rules. Its stored samples stay until retention removes them
-/// (deleting millions of rows would stall the database); they are no longer reachable. A
-/// collector still reporting under this id makes it reappear as a discovered server.
+/// Deletes a server with its alert rules at once; its samples, aggregates, alerts and logs
+/// are removed in the background by the persister (bounded batches). The id stays reserved for
+/// its owner: nobody else can create a server under it. A collector still reporting under this
+/// id makes it reappear as a discovered server (without the old data).
 #[utoipa::path(delete, path = "/servers/{id}", tag = "servers", security(("bearer" = [])),
     params(("id" = String, Path, description = "Server id")),
-    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted; its data is being removed"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn delete_server(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -407,7 +480,24 @@ async fn delete_server(
         .bind(&server.id)
         .execute(&mut *tx)
         .await?;
+    sqlx::query(
+        "INSERT INTO server_tombstones (server_id, owner_id, deleted_by) VALUES ($1, $2, $3)
+         ON CONFLICT (server_id) DO UPDATE SET owner_id = EXCLUDED.owner_id,
+             deleted_by = EXCLUDED.deleted_by, deleted_at = now(), purged_at = NULL",
+    )
+    .bind(&server.id)
+    .bind(server.owner_id)
+    .bind(user.id)
+    .execute(&mut *tx)
+    .await?;
+    // An enrolled host loses its NATS identity with its server.
+    let revoked = super::enrollments::revoke_keys(&mut tx, &server.id).await?;
     tx.commit().await?;
+    if revoked > 0
+        && let Some(registrar) = &state.registrar
+    {
+        registrar.revoked();
+    }
     audit::record(
         &state.pool,
         Some(user.id),
@@ -492,7 +582,7 @@ async fn assign_owner(
     let row: ServerRow = sqlx::query_as(
         "UPDATE servers SET owner_id = $2, updated_at = now() WHERE id = $1
          RETURNING id, name, hostname, owner_id, tags, created_at, updated_at, last_seen_at,
-                   credentials IS NOT NULL AS has_credentials",
+                   credentials IS NOT NULL AS has_credentials, origin",
     )
     .bind(&server.id)
     .bind(body.owner_id)

@@ -8,10 +8,15 @@ use uuid::Uuid;
 
 use super::Role;
 
-/// The claims of an access token. `exp` is required on decoding.
+/// The claims of an access token. `exp`, `iat`, `sub` and `sid` are required on decoding.
+///
+/// `role` is what the account had when the token was issued, for clients to read; the gateway
+/// itself takes the role from the database on every request (see `auth::access`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: Uuid,
+    /// The session (login) the token belongs to: logging out ends it.
+    pub sid: Uuid,
     pub role: Role,
     pub iat: i64,
     pub exp: i64,
@@ -52,10 +57,11 @@ impl JwtKeys {
         self.ttl_secs
     }
 
-    pub fn issue(&self, user: Uuid, role: Role) -> anyhow::Result<(String, Claims)> {
+    pub fn issue(&self, user: Uuid, session: Uuid, role: Role) -> anyhow::Result<(String, Claims)> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user,
+            sid: session,
             role,
             iat: now,
             exp: now + self.ttl_secs,
@@ -64,11 +70,17 @@ impl JwtKeys {
         Ok((token, claims))
     }
 
-    /// The claims of a valid token; `None` for anything forged, expired or malformed.
+    /// The claims of a valid token; `None` for anything forged, expired or malformed, and for a
+    /// token issued in the future or living longer than the configured lifetime (a token signed
+    /// with a leaked key for a year is not a token this gateway issued).
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .ok()
-            .map(|data| data.claims)
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .ok()?
+            .claims;
+        let leeway = i64::try_from(self.validation.leeway).unwrap_or(5);
+        let now = chrono::Utc::now().timestamp();
+        let plausible = claims.iat <= now + leeway && claims.exp - claims.iat <= self.ttl_secs;
+        plausible.then_some(claims)
     }
 }
 
@@ -93,10 +105,18 @@ mod tests {
     fn tokens_round_trip_and_other_secrets_are_refused() {
         let keys = JwtKeys::new(&[1u8; 32], 900);
         let user = Uuid::new_v4();
-        let (token, claims) = keys.issue(user, Role::Admin).expect("issue");
+        let session = Uuid::new_v4();
+        let (token, claims) = keys.issue(user, session, Role::Admin).expect("issue");
         assert_eq!(claims.exp - claims.iat, 900);
         let back = keys.verify(&token).expect("valid");
-        assert_eq!((back.sub, back.role), (user, Role::Admin));
+        assert_eq!(
+            (back.sub, back.sid, back.role),
+            (user, session, Role::Admin)
+        );
+        assert!(
+            JwtKeys::new(&[1u8; 32], 600).verify(&token).is_none(),
+            "longer-lived than this gateway issues"
+        );
         assert!(JwtKeys::new(&[2u8; 32], 900).verify(&token).is_none());
         assert!(keys.verify("not.a.token").is_none());
     }

@@ -34,11 +34,14 @@ impl Role {
     }
 }
 
-/// An authenticated caller. Extracting it checks the token, then the caller's request budget.
+/// An authenticated caller. Extracting it checks the token, the caller's request budget, then
+/// that the account and the session still stand (the role is the account's current one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CurrentUser {
     pub id: Uuid,
     pub role: Role,
+    /// The session the token belongs to.
+    pub session: Uuid,
 }
 
 impl CurrentUser {
@@ -82,9 +85,14 @@ impl FromRequestParts<AppState> for CurrentUser {
             .verify(token)
             .ok_or_else(|| ApiError::Unauthorized("invalid or expired token".into()))?;
         state.limits.check_user(claims.sub)?;
+        let role = state
+            .access
+            .check(&state.pool, claims.sub, claims.sid)
+            .await?;
         Ok(CurrentUser {
             id: claims.sub,
-            role: claims.role,
+            role,
+            session: claims.sid,
         })
     }
 }

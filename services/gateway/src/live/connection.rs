@@ -16,12 +16,14 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use flick_shared::batch::until;
 use flick_shared::wire::ServerId;
 
 use super::protocol::{Code, Envelope, ack, error, revoked};
 use super::queue::{AlertScope, ClientQueue};
 use crate::auth::tokens::Claims;
 use crate::auth::{CurrentUser, Role};
+use crate::limits::SocketSlot;
 use crate::state::AppState;
 
 /// Why the gateway ends a connection.
@@ -31,6 +33,8 @@ struct Connection {
     id: u64,
     state: AppState,
     queue: Arc<ClientQueue>,
+    /// Counts this connection against its address and, once authenticated, its user.
+    slot: SocketSlot,
     user: Option<CurrentUser>,
     /// When the current token expires (seconds since the epoch).
     expires_at: i64,
@@ -44,7 +48,15 @@ fn limiter(per_second: u32) -> DefaultDirectRateLimiter {
     DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
 }
 
-pub async fn run(socket: WebSocket, state: AppState, claims: Option<Claims>) {
+/// A connection authenticated on the upgrade: its token's claims and the account's role now.
+pub type Authenticated = (Claims, Role);
+
+pub async fn run(
+    socket: WebSocket,
+    state: AppState,
+    slot: SocketSlot,
+    authenticated: Option<Authenticated>,
+) {
     let id = state.hub.next_id();
     let span = tracing::info_span!("ws", connection = id);
     let queue = Arc::new(ClientQueue::new(state.settings.ws_max_queued));
@@ -52,16 +64,25 @@ pub async fn run(socket: WebSocket, state: AppState, claims: Option<Claims>) {
         id,
         limiter: limiter(state.settings.ws_messages_per_second),
         queue,
+        slot,
         user: None,
         expires_at: 0,
         state,
         last_heard: Instant::now(),
     };
-    if let Some(claims) = claims {
-        connection.authenticate(&claims);
-    }
     async move {
-        let close = connection.serve(socket).await;
+        let close = match authenticated {
+            Some((claims, role)) => connection.authenticate(&claims, role).err(),
+            None => None,
+        };
+        let close = match close {
+            Some(close) => {
+                let (mut sink, _) = socket.split();
+                send_close(&mut sink, &close).await;
+                Some(close)
+            }
+            None => connection.serve(socket).await,
+        };
         metrics::counter!("flick_gateway_ws_disconnects_total", "reason" => close.map_or("client", |c| c.1)).increment(1);
         connection.state.hub.disconnect(connection.id, &connection.queue.watched());
     }
@@ -70,15 +91,56 @@ pub async fn run(socket: WebSocket, state: AppState, claims: Option<Claims>) {
 }
 
 impl Connection {
-    fn authenticate(&mut self, claims: &Claims) {
+    /// Takes `claims` (already checked, `role` the account's current one) as the connection's
+    /// user; refused when the user holds `gateway.ws_max_per_user` connections already.
+    fn authenticate(&mut self, claims: &Claims, role: Role) -> Result<(), Close> {
         let first = self.user.is_none();
+        if first
+            && !self
+                .state
+                .limits
+                .claim_socket_for(&mut self.slot, claims.sub)
+        {
+            return Err(Close(
+                close_code::AGAIN,
+                "too many live connections for this user",
+            ));
+        }
         self.user = Some(CurrentUser {
             id: claims.sub,
-            role: claims.role,
+            role,
+            session: claims.sid,
         });
         self.expires_at = claims.exp;
         if first {
+            self.queue.set_user(claims.sub);
             self.state.hub.connect(self.id, self.queue.clone());
+        }
+        Ok(())
+    }
+
+    /// Re-checks the account and the session: `Some` when the connection must end. When the
+    /// database cannot answer, the connection stays (an outage should not cut every stream).
+    async fn revalidate(&mut self) -> Option<Close> {
+        let user = self.user.as_mut()?;
+        match self
+            .state
+            .access
+            .check(&self.state.pool, user.id, user.session)
+            .await
+        {
+            Ok(role) => {
+                user.role = role;
+                None
+            }
+            Err(crate::error::ApiError::Unauthorized(_)) => Some(Close(
+                close_code::POLICY,
+                "the session has ended or the account is disabled",
+            )),
+            Err(err) => {
+                tracing::warn!(error = %err, "Cannot re-check a live connection's session");
+                None
+            }
         }
     }
 
@@ -102,10 +164,10 @@ impl Connection {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break Some(Close(close_code::AWAY, "the gateway is shutting down")),
-                () = sleep_until(Some(auth_deadline)), if self.user.is_none() => {
+                () = until(Some(auth_deadline)), if self.user.is_none() => {
                     break Some(Close(close_code::POLICY, "not authenticated within the time allowed"));
                 }
-                () = sleep_until(expiry), if expiry.is_some() => {
+                () = until(expiry), if expiry.is_some() => {
                     break Some(Close(close_code::POLICY, "token expired; authenticate again before it expires"));
                 }
                 incoming = stream.next() => match incoming {
@@ -129,9 +191,21 @@ impl Connection {
                         break None;
                     }
                 },
-                () = self.queue.changed() => {}
-                () = sleep_until(next_metric), if next_metric.is_some() => {}
-                _ = recheck.tick() => self.recheck_access().await,
+                () = self.queue.changed() => {
+                    if self.queue.take_recheck() {
+                        if let Some(close) = self.revalidate().await {
+                            break Some(close);
+                        }
+                        self.recheck_access().await;
+                    }
+                }
+                () = until(next_metric), if next_metric.is_some() => {}
+                _ = recheck.tick() => {
+                    if let Some(close) = self.revalidate().await {
+                        break Some(close);
+                    }
+                    self.recheck_access().await;
+                }
                 _ = ping.tick() => {
                     if self.last_heard.elapsed() > Duration::from_secs(settings.ws_ping_secs * 3) {
                         break Some(Close(close_code::AWAY, "no answer to pings"));
@@ -161,17 +235,8 @@ impl Connection {
                 break None;
             }
         };
-        if let Some(Close(code, reason)) = &close {
-            tracing::debug!(code, reason, "Closing a live connection");
-            let frame = CloseFrame {
-                code: *code,
-                reason: Utf8Bytes::from_static(reason),
-            };
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                sink.send(Message::Close(Some(frame))),
-            )
-            .await;
+        if let Some(close) = &close {
+            send_close(&mut sink, close).await;
         }
         close
     }
@@ -251,7 +316,7 @@ impl Connection {
         };
         let id = envelope.id.as_ref();
         if envelope.kind == "auth" {
-            return self.handle_auth(id, &envelope.data);
+            return self.handle_auth(id, &envelope.data).await;
         }
         let Some(user) = self.user else {
             self.queue.push_control(error(
@@ -273,15 +338,18 @@ impl Connection {
         None
     }
 
-    fn handle_auth(&mut self, id: Option<&Value>, data: &Value) -> Option<Close> {
+    async fn handle_auth(&mut self, id: Option<&Value>, data: &Value) -> Option<Close> {
         let claims = data["token"]
             .as_str()
             .and_then(|token| self.state.jwt.verify(token));
-        match claims {
+        let checked = match claims {
             Some(claims) if self.user.is_none_or(|u| u.id == claims.sub) => {
-                self.authenticate(&claims);
-                self.queue.push_control(ack(id, "auth", json!({ "userId": claims.sub, "role": claims.role.as_str(), "expiresAt": claims.exp })));
-                None
+                let role = self
+                    .state
+                    .access
+                    .check(&self.state.pool, claims.sub, claims.sid)
+                    .await;
+                Some(role.map(|role| (claims, role)))
             }
             Some(_) => {
                 self.queue.push_control(error(
@@ -289,12 +357,33 @@ impl Connection {
                     Code::Unauthorized,
                     "a connection cannot change its user",
                 ));
+                return None;
+            }
+            None => None,
+        };
+        match checked {
+            Some(Ok((claims, role))) => {
+                if let Err(close) = self.authenticate(&claims, role) {
+                    return Some(close);
+                }
+                self.queue.push_control(ack(
+                    id,
+                    "auth",
+                    json!({ "userId": claims.sub, "role": role.as_str(), "expiresAt": claims.exp }),
+                ));
                 None
             }
-            None if self.user.is_none() => {
-                Some(Close(close_code::POLICY, "invalid or expired token"))
+            Some(Err(err)) if !matches!(err, crate::error::ApiError::Unauthorized(_)) => {
+                tracing::warn!(error = %err, "Cannot check a live connection's session");
+                self.queue.push_control(error(
+                    id,
+                    Code::Internal,
+                    "cannot check the session now; retry",
+                ));
+                None
             }
-            None => {
+            _ if self.user.is_none() => Some(Close(close_code::POLICY, "invalid or expired token")),
+            _ => {
                 self.queue
                     .push_control(error(id, Code::Unauthorized, "invalid or expired token"));
                 None
@@ -409,9 +498,19 @@ impl Connection {
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => futures::future::pending().await,
-    }
+/// Tells the client why the connection ends (at most a second's wait).
+async fn send_close(
+    sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    Close(code, reason): &Close,
+) {
+    tracing::debug!(code, reason, "Closing a live connection");
+    let frame = CloseFrame {
+        code: *code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        sink.send(Message::Close(Some(frame))),
+    )
+    .await;
 }

@@ -14,7 +14,7 @@ use flick_shared::Subjects;
 use flick_shared::deadletter::DeadLetters;
 use flick_shared::shutdown::CancellationToken;
 use flick_shared::subjects::StreamKind;
-use flick_shared::wire::{AlertEvent, MetricSample, ServerId, decode};
+use flick_shared::wire::{AlertEvent, MetricSample, ServerId, decode_on};
 
 use super::protocol::wrap;
 use super::queue::ClientQueue;
@@ -73,6 +73,14 @@ impl Hub {
         Ok(hub)
     }
 
+    /// Asks every connection for which `wanted` holds to re-check its access.
+    fn recheck_where(&self, wanted: impl Fn(&ClientQueue) -> bool) {
+        let connected = self.connected.read().unwrap_or_else(|p| p.into_inner());
+        for queue in connected.values().filter(|queue| wanted(queue)) {
+            queue.request_recheck();
+        }
+    }
+
     /// A new connection's id.
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
@@ -123,9 +131,12 @@ impl Hub {
             return Ok(());
         }
         let subscription = self.nats.subscribe(self.subjects.metrics(server)).await?;
-        // The client's ack must mean "samples flow from now on": one PING/PONG round trip makes
-        // sure the server has registered the subscription before we answer.
-        if let Err(err) = self.nats.flush().await {
+        // The client's ack must mean "samples flow from now on": the server must have
+        // registered the subscription before we answer. `flush` only empties our write buffer;
+        // a request the server itself answers (JetStream's account info, which every role may
+        // ask) comes back only after everything sent before it on this connection, the SUB
+        // included, was processed.
+        if let Err(err) = self.nats.request("$JS.API.INFO", bytes::Bytes::new()).await {
             tracing::warn!(server = %server, error = %err, "Cannot confirm a new subscription");
         }
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
@@ -176,7 +187,12 @@ impl Hub {
     }
 
     async fn offer_alert(&self, message: &async_nats::Message, seen: &mut RecentIds) {
-        let event = match decode::<AlertEvent>(&message.payload, Utc::now()) {
+        let event = match decode_on::<AlertEvent>(
+            &self.subjects,
+            &message.subject,
+            &message.payload,
+            Utc::now(),
+        ) {
             Ok(event) => event,
             Err(err) => {
                 self.deadletters
@@ -220,22 +236,16 @@ async fn relay(
     deadletters: Arc<DeadLetters>,
 ) {
     while let Some(message) = subscription.next().await {
-        let valid = match decode::<MetricSample>(&message.payload, Utc::now()) {
-            Ok(sample)
-                if subjects.server_id_in(StreamKind::Metrics, &message.subject)
-                    == Some(sample.server_id.as_str()) =>
-            {
-                Ok(())
-            }
-            Ok(sample) => Err((
-                "subject_mismatch",
-                format!("serverId {} on {}", sample.server_id, message.subject),
-            )),
-            Err(err) => Err((err.kind(), err.to_string())),
-        };
-        if let Err((kind, detail)) = valid {
+        if let Err(err) =
+            decode_on::<MetricSample>(&subjects, &message.subject, &message.payload, Utc::now())
+        {
             deadletters
-                .forward(&message.subject, message.payload.clone(), kind, &detail)
+                .forward(
+                    &message.subject,
+                    message.payload.clone(),
+                    err.kind(),
+                    &err.to_string(),
+                )
                 .await;
             continue;
         }
@@ -286,4 +296,20 @@ impl RecentIds {
         }
         true
     }
+}
+
+/// Changes of accounts, sessions and servers (PostgreSQL notifications) reach the connections
+/// they concern at once, instead of at their next periodic re-check.
+impl crate::auth::access::OnChange for Hub {
+    fn user_changed(&self, user: uuid::Uuid) {
+        self.recheck_where(|queue| queue.user() == Some(user));
+    }
+
+    fn server_changed(&self, server: &ServerId) {
+        self.recheck_where(|queue| queue.concerns(server));
+    }
+
+    /// Left to the periodic re-check (`gateway.ws_recheck_secs`, spread over connections):
+    /// re-checking every connection at once after a database outage would be a stampede.
+    fn missed(&self) {}
 }

@@ -40,6 +40,8 @@ struct State {
     alerts: AlertScope,
     overflowed: bool,
     replaced: u64,
+    /// The account, the session or a watched server changed: re-check before sending more.
+    recheck: bool,
 }
 
 #[derive(Debug)]
@@ -47,6 +49,8 @@ pub struct ClientQueue {
     state: Mutex<State>,
     notify: Notify,
     max_queued: usize,
+    /// The authenticated user (a connection never changes its user).
+    user: std::sync::OnceLock<uuid::Uuid>,
 }
 
 impl ClientQueue {
@@ -55,7 +59,37 @@ impl ClientQueue {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
             max_queued,
+            user: std::sync::OnceLock::new(),
         }
+    }
+
+    pub fn set_user(&self, user: uuid::Uuid) {
+        let _ = self.user.set(user);
+    }
+
+    pub fn user(&self) -> Option<uuid::Uuid> {
+        self.user.get().copied()
+    }
+
+    /// Asks the connection to re-check its access before it sends anything more.
+    pub fn request_recheck(&self) {
+        self.lock().recheck = true;
+        self.notify.notify_one();
+    }
+
+    /// Whether a re-check was asked for (and forgets the request).
+    pub fn take_recheck(&self) -> bool {
+        std::mem::take(&mut self.lock().recheck)
+    }
+
+    /// Whether anything this client receives depends on `server`.
+    pub fn concerns(&self, server: &ServerId) -> bool {
+        let state = self.lock();
+        state.slots.contains_key(server)
+            || match &state.alerts {
+                AlertScope::None | AlertScope::All => false,
+                AlertScope::Servers(servers) => servers.contains(server),
+            }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

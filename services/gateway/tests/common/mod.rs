@@ -2,6 +2,8 @@
 //! prefix, and a small JSON client.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::net::SocketAddr;
 
 use reqwest::{Method, StatusCode};
@@ -11,8 +13,11 @@ use flick_gateway::Config;
 use flick_shared::shutdown::CancellationToken;
 use flick_shared::testkit::{self, TestDb};
 
-pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256-0123456789";
-pub const KEY_HEX: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+/// The signing key and encryption key of this test process's gateways (random: the gateway
+/// refuses published or patterned secrets).
+pub static JWT_SECRET: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(testkit::random_key_hex);
+pub static KEY_HEX: std::sync::LazyLock<String> = std::sync::LazyLock::new(testkit::random_key_hex);
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct Gateway {
@@ -20,6 +25,8 @@ pub struct Gateway {
     pub subjects: flick_shared::Subjects,
     pub base: String,
     pub address: SocketAddr,
+    /// `http://127.0.0.1:<port>` of the operations listener (`/readyz`, `/metrics`).
+    pub ops: String,
     pub http: reqwest::Client,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -32,8 +39,10 @@ pub fn config(db: &TestDb, subjects: &flick_shared::Subjects) -> Config {
         streams: testkit::stream_settings(),
         ..Config::default()
     };
-    config.gateway.jwt_secret = Some(JWT_SECRET.into());
-    config.encryption.key = Some(KEY_HEX.into());
+    config.gateway.jwt_secret = Some(JWT_SECRET.as_str().into());
+    config.encryption.key = Some(KEY_HEX.as_str().into());
+    // Many gateways run side by side: the operations listener on a port of its own.
+    config.gateway.ops_listen = format!("127.0.0.1:{}", testkit::free_port());
     config
 }
 
@@ -48,6 +57,7 @@ impl Gateway {
         let subjects = testkit::unique_subjects();
         let mut config = config(&db, &subjects);
         tweak(&mut config);
+        let ops = format!("http://{}", config.gateway.ops_listen);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -66,6 +76,7 @@ impl Gateway {
             subjects,
             base,
             address,
+            ops,
             http,
             stop,
             task,
@@ -127,15 +138,31 @@ pub struct Session {
     pub refresh: String,
     pub user_id: String,
     pub role: String,
+    /// The session id (`sid`) of the access token.
+    pub session_id: String,
+}
+
+/// The claims of a token (not verified).
+pub fn claims_of(token: &str) -> Value {
+    use base64::Engine as _;
+    let part = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .expect("b64"),
+    )
+    .expect("json")
 }
 
 impl From<Value> for Session {
     fn from(body: Value) -> Self {
+        let access = body["accessToken"]
+            .as_str()
+            .expect("accessToken")
+            .to_owned();
         Self {
-            access: body["accessToken"]
-                .as_str()
-                .expect("accessToken")
-                .to_owned(),
+            session_id: claims_of(&access)["sid"].as_str().expect("sid").to_owned(),
+            access,
             refresh: body["refreshToken"]
                 .as_str()
                 .expect("refreshToken")

@@ -198,7 +198,7 @@ try {
 
   // The server with the most cores.
   const servers = await page.evaluate(async () => {
-    const s = JSON.parse(localStorage.getItem('flick.session'));
+    const s = await (await fetch('/api/v1/auth/refresh', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json();
     const r = await fetch('/api/v1/servers', { headers: { authorization: `Bearer ${s.accessToken}` } });
     return (await r.json()).slice(0, 20).map((x) => x.id);
   });
@@ -206,7 +206,7 @@ try {
   let cores = 0;
   for (const id of servers) {
     const n = await page.evaluate(async (id) => {
-      const s = JSON.parse(localStorage.getItem('flick.session'));
+      const s = await (await fetch('/api/v1/auth/refresh', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json();
       const r = await fetch(`/api/v1/servers/${id}`, { headers: { authorization: `Bearer ${s.accessToken}` } });
       return (await r.json()).latest?.cpuCores?.length ?? 0;
     }, id);

@@ -1,13 +1,16 @@
-// Starts the real FLick stack for the browser tests: the collector, persister, alerter and
-// gateway binaries (target/debug, built with `cargo build --bins`), each its own process, on the
-// machine's NATS and PostgreSQL, with a fresh database, a private subject prefix and free ports.
-// The gateway serves web/dist. Everything it starts is stopped, and the database and streams
-// removed, by `stop()`.
+// Starts the real FLick stack for the browser tests as it is deployed: `flick init` generates a
+// hub (NATS operator, identities, TLS, secrets, flick.toml) into a temporary directory, a private
+// `nats-server` runs its configuration (operator mode, TLS), and the collector, persister,
+// alerter and gateway binaries (target/debug, built with `cargo build --bins`), each its own
+// process, read the generated flick.toml, on the machine's PostgreSQL with a fresh database and
+// free ports. The gateway serves web/dist. Everything it starts is stopped, and the database and
+// the hub directory removed, by `stop()`.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,7 +19,7 @@ export const webRoot = path.resolve(here, '..');
 export const repoRoot = path.resolve(webRoot, '../../..');
 export const outDir = path.join(webRoot, 'e2e', 'out');
 
-const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const NATS_SERVER = process.env.NATS_SERVER_BIN ?? 'nats-server';
 const PG_BASE = process.env.FLICK_E2E_PG ?? 'postgres://postgres@127.0.0.1:5432';
 
 export function binary(name) {
@@ -62,32 +65,19 @@ async function ready(url) {
   return response.ok;
 }
 
-/** Deletes JetStream streams with the raw NATS protocol (no client library needed). */
-function deleteStreams(names) {
-  const url = new URL(NATS_URL.split(',')[0]);
+function portOpen(port) {
   return new Promise((resolve) => {
-    const socket = net.connect(Number(url.port || 4222), url.hostname);
-    const done = () => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
       socket.destroy();
-      resolve();
-    };
-    socket.setTimeout(3_000, done);
-    socket.on('error', done);
-    let sent = false;
-    socket.on('data', (chunk) => {
-      const text = chunk.toString();
-      if (!sent && text.startsWith('INFO')) {
-        sent = true;
-        let out = 'CONNECT {"verbose":false,"pedantic":false}\r\n';
-        for (const name of names) out += `PUB $JS.API.STREAM.DELETE.${name} 0\r\n\r\n`;
-        out += 'PING\r\n';
-        socket.write(out);
-      } else if (text.includes('PONG')) {
-        setTimeout(done, 200);
-      }
+      resolve(true);
     });
+    socket.once('error', () => resolve(false));
   });
 }
+
+/** Producers first, NATS last. */
+const STOP_ORDER = ['simulator', 'collector', 'gateway', 'alerter', 'persister', 'nats'];
 
 export class Stack {
   constructor({ simulate = 0, hot = 0, interval = 1000, backfill = 0, env = {}, collector = true } = {}) {
@@ -105,22 +95,43 @@ export class Stack {
     mkdirSync(outDir, { recursive: true });
   }
 
+  /** `flick init` into a temporary directory, and NATS started from what it wrote. */
+  async startHub() {
+    this.hubDir = mkdtempSync(path.join(os.tmpdir(), 'flick-e2e-hub-'));
+    this.natsPort = await freePort();
+    this.natsUrl = `tls://127.0.0.1:${this.natsPort}`;
+    const init = spawnSync(binary('flick'), [
+      'init',
+      '--dir', this.hubDir,
+      '--prefix', this.prefix,
+      '--nats-url', this.natsUrl,
+      '--public-nats-url', this.natsUrl,
+      '--database-url', `${PG_BASE}/${this.dbName}`,
+    ], { encoding: 'utf8' });
+    if (init.status !== 0) throw new Error(`flick init: ${init.stderr}`);
+    this.spawn('nats', NATS_SERVER, [
+      '-c', path.join(this.hubDir, 'nats', 'nats-server.conf'),
+      '-p', String(this.natsPort), '-m', '0', '-sd', path.join(this.hubDir, 'jetstream'),
+    ]);
+    await waitFor('NATS', () => portOpen(this.natsPort), 15_000, 100);
+  }
+
   async start() {
+    await this.startHub();
     this.port = await freePort();
     this.persisterOps = await freePort();
     this.alerterOps = await freePort();
+    this.gatewayOps = await freePort();
     this.url = `http://127.0.0.1:${this.port}`;
     this.env = {
       ...process.env,
-      NATS_URL,
-      FLICK_NATS__PREFIX: this.prefix,
-      DATABASE_URL: `${PG_BASE}/${this.dbName}`,
+      // Everything else (NATS identities, TLS, database, keys) comes from here.
+      FLICK_CONFIG: path.join(this.hubDir, 'flick.toml'),
       HOST: '127.0.0.1',
       PORT: String(this.port),
-      JWT_SECRET: randomBytes(48).toString('base64'),
-      ENCRYPTION_KEY: randomBytes(32).toString('hex'),
       FLICK_PERSISTER__OPS_LISTEN: `127.0.0.1:${this.persisterOps}`,
       FLICK_ALERTER__OPS_LISTEN: `127.0.0.1:${this.alerterOps}`,
+      FLICK_GATEWAY__OPS_LISTEN: `127.0.0.1:${this.gatewayOps}`,
       FLICK_STREAMS__METRICS_MAX_BYTES: String(256 << 20),
       FLICK_STREAMS__ALERTS_MAX_BYTES: String(8 << 20),
       FLICK_STREAMS__LOGS_MAX_BYTES: String(8 << 20),
@@ -152,16 +163,18 @@ export class Stack {
 
   async startGateway() {
     this.spawn('gateway', binary('flick-gateway'), []);
-    await waitFor('the gateway', () => ready(`${this.url}/readyz`), 60_000);
+    await waitFor('the gateway', () => ready(`http://127.0.0.1:${this.gatewayOps}/readyz`), 60_000);
   }
 
   async stopGateway() {
     await this.kill('gateway');
   }
 
-  spawn(name, file, args, env = {}) {
+  /** Starts `file`; `env` adds to the stack's environment, or replaces it with `clean: true`. */
+  spawn(name, file, args, env = {}, { clean = false } = {}) {
     const log = createWriteStream(path.join(outDir, `${name}.log`), { flags: 'a' });
-    const child = spawn(file, args, { env: { ...this.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const base = clean ? { PATH: process.env.PATH } : { ...process.env, ...this.env };
+    const child = spawn(file, args, { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.pipe(log);
     child.stderr.pipe(log);
     child.on('exit', (code, signal) => {
@@ -186,9 +199,9 @@ export class Stack {
   }
 
   async stop() {
-    for (const name of ['simulator', 'collector', 'gateway', 'alerter', 'persister']) await this.kill(name);
+    const others = [...this.procs.keys()].filter((name) => !STOP_ORDER.includes(name));
+    for (const name of [...others, ...STOP_ORDER]) await this.kill(name);
     spawnSync('psql', [`${PG_BASE}/postgres`, '-qc', `DROP DATABASE IF EXISTS ${this.dbName} WITH (FORCE)`], { stdio: 'ignore' });
-    const upper = this.prefix.toUpperCase();
-    await deleteStreams([`${upper}_METRICS`, `${upper}_ALERTS`, `${upper}_LOGS`]);
+    if (this.hubDir) rmSync(this.hubDir, { recursive: true, force: true });
   }
 }

@@ -5,6 +5,7 @@ import { ApiError, type Query, request } from './http';
 import type {
   Alert,
   Channel,
+  CreatedEnrollment,
   History,
   LogEntry,
   Page,
@@ -61,6 +62,9 @@ export const api = {
   alerts: (query: Query, signal?: AbortSignal) => authed<Page<Alert>>('GET', '/alerts', query, undefined, signal),
   acknowledge: (id: string) => authed<Alert>('POST', `/alerts/${encodeURIComponent(id)}/ack`),
   logs: (query: Query, signal?: AbortSignal) => authed<Page<LogEntry>>('GET', '/logs', query, undefined, signal),
+  createEnrollment: (body: { name?: string; tags?: string[]; expiresInSecs?: number; uses?: number }) =>
+    authed<CreatedEnrollment>('POST', '/enrollments', undefined, body),
+  deleteEnrollment: (id: string) => authed<void>('DELETE', `/enrollments/${encodeURIComponent(id)}`),
   channels: () => authed<Channel[]>('GET', '/notification-channels'),
   createChannel: (body: { name: string; url: string; signingSecret?: string | null; headers?: Record<string, string> }) =>
     authed<Channel>('POST', '/notification-channels', undefined, body),

@@ -2,7 +2,7 @@
 // the current route; signed-out visitors go to the sign-in page.
 
 import { useEffect, useState } from 'preact/hooks';
-import { type StoredSession, onSession, session, signOut } from './auth';
+import { type StoredSession, onSession, restored, session, signOut } from './auth';
 import { NotFound } from './components/common';
 import { Connection } from './components/Connection';
 import { live } from './live';
@@ -15,10 +15,17 @@ import { ServerPage } from './pages/Server';
 import { navigate, useRoute } from './router';
 import { fleet } from './stores/fleet';
 
-function useSession(): StoredSession | null {
+function useSession(): { s: StoredSession | null; ready: boolean } {
   const [s, setS] = useState(session);
+  const [ready, setReady] = useState(false);
   useEffect(() => onSession((next) => setS(next)), []);
-  return s;
+  useEffect(() => {
+    void restored.then(() => {
+      setS(session());
+      setReady(true);
+    });
+  }, []);
+  return { s, ready };
 }
 
 function useFiring(): number {
@@ -78,11 +85,12 @@ function Header({ s, route }: { s: StoredSession; route: string }) {
 }
 
 export function App() {
-  const s = useSession();
+  const { s, ready } = useSession();
   const route = useRoute();
   const publicPage = route.name === 'login' || route.name === 'register';
 
   useEffect(() => {
+    if (!ready) return;
     if (!s && !publicPage) {
       const next = route.path === '/' ? '' : `?next=${encodeURIComponent(route.path + (route.query.toString() ? `?${route.query}` : ''))}`;
       navigate(`/login${next}`, { replace: true });
@@ -90,7 +98,7 @@ export function App() {
       const next = route.query.get('next');
       navigate(next && next.startsWith('/') && !next.startsWith('//') ? next : '/', { replace: true });
     }
-  }, [s, publicPage, route.path]);
+  }, [s, ready, publicPage, route.path]);
 
   // While signed in: the fleet store and the alert stream stay on for the header's count.
   useEffect(() => {
@@ -118,6 +126,14 @@ export function App() {
     };
     document.title = `${names[route.name] ?? 'FLick'} · FLick`;
   }, [route.name]);
+
+  if (!ready) {
+    return (
+      <main id="main" class="auth-main" aria-busy="true">
+        <p class="muted">Signing in…</p>
+      </main>
+    );
+  }
 
   if (!s || publicPage) {
     return (

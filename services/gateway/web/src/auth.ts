@@ -1,11 +1,15 @@
-// The session: tokens kept in localStorage ("keep me signed in") or sessionStorage, so a reload
-// does not sign out; the access token renewed before it expires; one refresh at a time across
-// tabs (refresh tokens work once: a token used twice revokes the whole session).
+// The session. The access token lives in this page's memory only; the refresh token is an
+// HttpOnly cookie (flick_refresh, sent only to /api/v1/auth) that no script can read, so a
+// script injected into the page cannot carry off a 30-day credential. A reload asks the gateway
+// for a new access token with that cookie. The access token is renewed before it expires, one
+// refresh at a time across tabs (refresh tokens work once: a token used twice ends the session;
+// tabs share the cookie, and each refresh sees the cookie the last one set). localStorage holds
+// only who is signed in (no secret), so that tabs follow each other's sign-in and sign-out.
 
 import { ApiError, request } from './http';
 import type { Session, User } from './types';
 
-const KEY = 'flick.session';
+const MARK = 'flick.signedIn';
 /** Renew this long before the access token expires (a third of its life when that is shorter),
  * plus some jitter so that tabs do not all renew at once. */
 const RENEW_BEFORE_MS = 60_000;
@@ -19,49 +23,37 @@ export function renewInMs(expiresAt: number, ttlMs: number, now: number, random:
 
 export interface StoredSession {
   accessToken: string;
-  refreshToken: string;
   /** Epoch milliseconds. */
   expiresAt: number;
   /** The access token's lifetime when issued, milliseconds. */
   ttlMs: number;
   user: User;
-  remember: boolean;
 }
 
 type Listener = (session: StoredSession | null, reason?: string) => void;
 
-let current: StoredSession | null = read();
+let current: StoredSession | null = null;
 let inFlight: Promise<boolean> | null = null;
 let timer: ReturnType<typeof setTimeout> | undefined;
 const listeners = new Set<Listener>();
 /** Why the last session ended, shown on the sign-in page. */
 export let endReason: string | null = null;
 
-function parse(text: string | null): StoredSession | null {
-  if (!text) return null;
+/** The user signed in in this browser, as the tabs tell each other. */
+function marked(): string | null {
   try {
-    const s = JSON.parse(text) as StoredSession;
-    return s && typeof s.accessToken === 'string' && typeof s.refreshToken === 'string' && s.user ? s : null;
+    return localStorage.getItem(MARK);
   } catch {
     return null;
   }
 }
 
-function read(): StoredSession | null {
+function mark(userId: string | null): void {
   try {
-    return parse(sessionStorage.getItem(KEY)) ?? parse(localStorage.getItem(KEY));
+    if (userId) localStorage.setItem(MARK, userId);
+    else localStorage.removeItem(MARK);
   } catch {
-    return null;
-  }
-}
-
-function write(s: StoredSession | null): void {
-  try {
-    sessionStorage.removeItem(KEY);
-    localStorage.removeItem(KEY);
-    if (s) (s.remember ? localStorage : sessionStorage).setItem(KEY, JSON.stringify(s));
-  } catch {
-    // Storage refused (private mode, quota): the session lives in memory for this page.
+    // Storage refused (private mode): tabs do not follow each other; the cookie still works.
   }
 }
 
@@ -72,14 +64,12 @@ function set(s: StoredSession | null, reason?: string): void {
   for (const l of listeners) l(s, changedUser ? (reason ?? 'user') : 'token');
 }
 
-function fromSession(s: Session, remember: boolean): StoredSession {
+function fromSession(s: Session): StoredSession {
   return {
     accessToken: s.accessToken,
-    refreshToken: s.refreshToken,
     expiresAt: Date.now() + s.expiresIn * 1000,
     ttlMs: s.expiresIn * 1000,
     user: s.user,
-    remember,
   };
 }
 
@@ -99,34 +89,31 @@ export function onSession(listener: Listener): () => void {
   return () => listeners.delete(listener);
 }
 
-export async function signIn(email: string, password: string, remember: boolean): Promise<void> {
-  const s = await request<Session>('POST', '/auth/login', { body: { email, password } });
+async function open(path: string, email: string, password: string, remember: boolean): Promise<void> {
+  const s = await request<Session>('POST', path, { body: { email, password, refreshIn: 'cookie', remember } });
   endReason = null;
-  const stored = fromSession(s, remember);
-  write(stored);
-  set(stored, 'signin');
+  mark(s.user.id);
+  set(fromSession(s), 'signin');
 }
 
-export async function register(email: string, password: string, remember: boolean): Promise<void> {
-  const s = await request<Session>('POST', '/auth/register', { body: { email, password } });
-  endReason = null;
-  const stored = fromSession(s, remember);
-  write(stored);
-  set(stored, 'signin');
+export function signIn(email: string, password: string, remember: boolean): Promise<void> {
+  return open('/auth/login', email, password, remember);
 }
 
-/** Ends the session here and on the gateway (its refresh tokens are revoked). */
+export function register(email: string, password: string, remember: boolean): Promise<void> {
+  return open('/auth/register', email, password, remember);
+}
+
+/** Ends the session here and on the gateway (its tokens are revoked, the cookie cleared). */
 export async function signOut(reason: string | null = null): Promise<void> {
   const s = current;
   endReason = reason;
-  write(null);
+  mark(null);
   set(null, 'signout');
-  if (s) {
-    try {
-      await request('POST', '/auth/logout', { body: { refreshToken: s.refreshToken } });
-    } catch {
-      // Signed out here whatever the gateway says; its refresh token expires on its own.
-    }
+  try {
+    await request('POST', '/auth/logout', { body: {}, token: s?.accessToken ?? null });
+  } catch {
+    // Signed out here whatever the gateway says; its tokens expire on their own.
   }
 }
 
@@ -136,29 +123,19 @@ async function withLock<T>(work: () => Promise<T>): Promise<T> {
   return work();
 }
 
-/** Renews the access token; false when the session is over (the user must sign in again). */
+/** Renews the access token with the refresh cookie; false when there is no session (the user
+ * must sign in again). */
 export function refresh(): Promise<boolean> {
-  if (!current) return Promise.resolve(false);
   inFlight ??= withLock(async () => {
-    const mine = current;
-    if (!mine) return false;
-    // Another tab may have renewed it while this one waited: take its session.
-    const stored = read();
-    if (stored && stored.refreshToken !== mine.refreshToken && stored.user.id === mine.user.id) {
-      if (stored.expiresAt - Date.now() > Math.min(RENEW_BEFORE_MS, (stored.ttlMs ?? 900_000) / 3) / 2) {
-        set(stored);
-        return true;
-      }
-    }
     try {
-      const s = await request<Session>('POST', '/auth/refresh', { body: { refreshToken: mine.refreshToken } });
-      const next = fromSession(s, mine.remember);
-      write(next);
-      set(next);
+      const s = await request<Session>('POST', '/auth/refresh', { body: {} });
+      mark(s.user.id);
+      set(fromSession(s));
       return true;
     } catch (err) {
-      if (err instanceof ApiError && (err.status === 401 || err.status === 422 || err.status === 400)) {
-        await signOut('Your session has ended. Sign in again.');
+      if (err instanceof ApiError && [400, 401, 403, 422].includes(err.status)) {
+        if (current) await signOut('Your session has ended. Sign in again.');
+        else mark(null);
         return false;
       }
       // The gateway is unreachable: keep the token until it expires and try again soon.
@@ -179,17 +156,21 @@ export async function accessToken(): Promise<string | null> {
   return current?.accessToken ?? null;
 }
 
-// Another tab signed in, renewed or signed out.
+// Another tab signed in or out.
 window.addEventListener('storage', (event) => {
-  if (event.key !== KEY && event.key !== null) return;
-  const stored = read();
-  if (!stored && current) {
+  if (event.key !== MARK && event.key !== null) return;
+  const who = marked();
+  if (!who && current) {
     endReason = 'You signed out in another tab.';
     set(null, 'signout');
-  } else if (stored && stored.accessToken !== current?.accessToken) {
-    set(stored);
+  } else if (who && who !== current?.user.id) {
+    void refresh();
   }
 });
+
+/** Settles once the page knows whether it is signed in (a reload restores the session from
+ * the cookie; a browser that never signed in here skips the round trip). */
+export const restored: Promise<void> = marked() ? refresh().then(() => undefined) : Promise.resolve();
 
 // Timers sleep in background tabs: check on return.
 document.addEventListener('visibilitychange', () => {

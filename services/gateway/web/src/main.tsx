@@ -1,5 +1,6 @@
 import { render } from 'preact';
 import { App } from './app';
+import { session } from './auth';
 import { live } from './live';
 import { interceptLinks } from './router';
 import { fleet } from './stores/fleet';
@@ -12,6 +13,8 @@ render(<App />, root);
 // Read-only views for the browser tests and the benchmark (and anyone curious in the console).
 (window as unknown as { flickDebug: unknown }).flickDebug = {
   live: () => live.status(),
+  /** When the access token expires (epoch ms): it changes when the session is renewed. */
+  sessionExpiresAt: () => session()?.expiresAt ?? null,
   fleetSize: () => fleet.rows.size,
   /** Servers whose newest sample is at most `secs` old. */
   fleetFresh: (secs = 5) => {

@@ -16,7 +16,8 @@ export interface Session {
   accessToken: string;
   tokenType: string;
   expiresIn: number;
-  refreshToken: string;
+  /** Absent: the refresh token is the HttpOnly cookie. */
+  refreshToken?: string;
   user: User;
 }
 
@@ -31,6 +32,28 @@ export interface Server {
   createdAt: string;
   updatedAt: string;
   hasCredentials: boolean;
+  /** `enrolled` (by a token), `registered` (created in the API) or `discovered` (reported by a service identity). */
+  origin?: ServerOrigin;
+}
+
+export type ServerOrigin = 'registered' | 'enrolled' | 'discovered';
+
+/** An enrolment token just created: the token and the commands are shown once. */
+export interface CreatedEnrollment {
+  id: string;
+  name?: string | null;
+  tags: string[];
+  expiresAt: string;
+  usesLeft: number;
+  createdAt: string;
+  token: string;
+  /** Run as root on the host: installs the collector as a systemd service, enrols and starts it. */
+  command: string;
+  /** Only enrols a collector already installed. */
+  enrollCommand: string;
+  caSha256?: string | null;
+  /** Where enrolled hosts will connect to NATS. */
+  natsUrls: string[];
 }
 
 export interface LatestSample {

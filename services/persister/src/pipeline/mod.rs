@@ -12,6 +12,7 @@
 //! second write a no-op.
 
 mod consumer;
+mod progress;
 mod writer;
 
 use std::future::Future;
@@ -28,11 +29,13 @@ use tokio::time::Instant;
 
 use flick_shared::Subjects;
 use flick_shared::backoff::Backoff;
+use flick_shared::batch::{Batcher, until};
 use flick_shared::deadletter::{DeadLetters, RateLimitedLog};
 use flick_shared::shutdown::CancellationToken;
 use flick_shared::subjects::StreamKind;
 
 use crate::config::PersisterSettings;
+use progress::{Held, InProgress};
 
 /// Why a message cannot be stored: a short stable kind and the details.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,22 +89,6 @@ pub trait Sink: Send + Sync + 'static {
     }
 }
 
-/// The refusal for a payload whose server id differs from its subject's.
-pub fn check_subject(
-    subjects: &Subjects,
-    kind: StreamKind,
-    subject: &str,
-    server_id: &str,
-) -> Result<(), Refusal> {
-    match subjects.server_id_in(kind, subject) {
-        Some(id) if id == server_id => Ok(()),
-        _ => Err(Refusal {
-            kind: "subject_mismatch",
-            detail: format!("serverId {server_id:?} does not match subject {subject:?}"),
-        }),
-    }
-}
-
 /// What every pipeline of one persister shares.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -113,24 +100,11 @@ pub struct Context {
     pub deadletters: Arc<DeadLetters>,
 }
 
-/// A batch on its way to the database, with the acknowledgement subjects of its messages.
+/// A batch on its way to the database; its messages are kept alive until it is committed.
 #[derive(Debug)]
 pub struct Batch<R> {
     pub rows: Vec<R>,
-    pub acks: Vec<Subject>,
-}
-
-impl<R> Batch<R> {
-    fn with_capacity(capacity: usize) -> Self {
-        Self {
-            rows: Vec::with_capacity(capacity),
-            acks: Vec::with_capacity(capacity),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.rows.len()
-    }
+    pub held: Held,
 }
 
 /// Runs one stream's pipeline until `shutdown`; then writes and acknowledges the batch in hand.
@@ -143,29 +117,41 @@ pub async fn run<S: Sink>(
     let writers = ctx.settings.writers;
     let (to_writer, from_intake) = mpsc::channel::<Batch<S::Row>>(writers);
     let from_intake = Arc::new(tokio::sync::Mutex::new(from_intake));
-    let writer_tasks: Vec<_> = (0..writers)
-        .map(|_| {
-            tokio::spawn(writer::run(
-                ctx.clone(),
-                sink.clone(),
-                from_intake.clone(),
-                shutdown.clone(),
-            ))
-        })
-        .collect();
-    let lag = tokio::spawn(consumer::report_lag(
+    // Writers stop when the intake is gone and the channel is empty, not at `shutdown`: the
+    // batches in hand are committed and acknowledged first.
+    let mut writer_tasks = tokio::task::JoinSet::new();
+    for _ in 0..writers {
+        writer_tasks.spawn(writer::run(
+            ctx.clone(),
+            sink.clone(),
+            from_intake.clone(),
+            shutdown.clone(),
+        ));
+    }
+    // What keeps held messages alive and reports the backlog stops after the last writer.
+    let background = CancellationToken::new();
+    let held = Arc::new(InProgress::default());
+    let mut background_tasks = tokio::task::JoinSet::new();
+    background_tasks.spawn(held.clone().keep_alive(
+        ctx.client.clone(),
+        S::NAME,
+        progress::keep_alive_every(ctx.settings.ack_wait_secs),
+        background.clone(),
+    ));
+    background_tasks.spawn(consumer::report_lag(
         consumer.clone(),
         S::NAME,
-        shutdown.clone(),
+        background.clone(),
     ));
-    intake(&ctx, &*sink, &consumer, to_writer, &shutdown).await;
+    intake(&ctx, &*sink, &consumer, &held, to_writer, &shutdown).await;
     let mut failed = None;
-    for task in writer_tasks {
-        if let Err(err) = task.await {
+    while let Some(done) = writer_tasks.join_next().await {
+        if let Err(err) = done {
             failed = Some(anyhow::anyhow!("a {} writer task failed: {err}", S::NAME));
         }
     }
-    lag.abort();
+    background.cancel();
+    while background_tasks.join_next().await.is_some() {}
     failed.map_or(Ok(()), Err)
 }
 
@@ -173,15 +159,18 @@ async fn intake<S: Sink>(
     ctx: &Context,
     sink: &S,
     consumer: &jetstream::consumer::PullConsumer,
+    held: &Arc<InProgress>,
     to_writer: mpsc::Sender<Batch<S::Row>>,
     shutdown: &CancellationToken,
 ) {
     let batch_size = ctx.settings.batch_size;
-    let flush_every = Duration::from_millis(ctx.settings.flush_interval_ms);
-    let mut batch = Batch::with_capacity(batch_size);
-    let mut flush_at: Option<Instant> = None;
+    let mut batcher = Batcher::new(
+        batch_size,
+        Duration::from_millis(ctx.settings.flush_interval_ms),
+    );
     let mut reopen = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     let errors = RateLimitedLog::new(Duration::from_secs(30));
+    let patience = progress::keep_alive_every(ctx.settings.ack_wait_secs);
 
     'reopen: while !shutdown.is_cancelled() {
         let mut messages = match consumer::messages(consumer, batch_size).await {
@@ -197,29 +186,22 @@ async fn intake<S: Sink>(
             }
         };
         loop {
-            tokio::select! {
+            let full = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => {
-                    drain(ctx, sink, &mut messages, &mut batch).await;
+                    drain(ctx, sink, &mut messages, &mut batcher).await;
                     break 'reopen;
                 }
-                () = sleep_until(flush_at), if flush_at.is_some() => {
-                    flush_at = None;
-                    if !hand_over(&to_writer, &mut batch, batch_size, shutdown).await {
-                        break 'reopen;
-                    }
-                }
+                () = batcher.due() => batcher.take(),
                 next = messages.next() => match next {
                     Some(Ok(message)) => {
                         reopen.reset();
-                        if accept(ctx, sink, message, &mut batch).await && flush_at.is_none() {
-                            flush_at = Some(Instant::now() + flush_every);
-                        }
-                        if batch.len() >= batch_size {
-                            flush_at = None;
-                            if !hand_over(&to_writer, &mut batch, batch_size, shutdown).await {
-                                break 'reopen;
-                            }
+                        match accept(ctx, sink, message).await {
+                            Some(item) => match batcher.push(item, Instant::now()) {
+                                Some(full) => full,
+                                None => continue,
+                            },
+                            None => continue,
                         }
                     }
                     Some(Err(err)) => {
@@ -231,27 +213,45 @@ async fn intake<S: Sink>(
                         if terminal {
                             continue 'reopen;
                         }
+                        continue;
                     }
                     None => continue 'reopen,
                 },
+            };
+            if full.is_empty() {
+                continue;
             }
+            let batch = batch(held, full);
+            // Every writer busy for a while means the database is slow or away: stop pulling
+            // altogether. What the pull buffer holds (never decoded, never held) is then
+            // redelivered once, after `ack_wait`, instead of piling up as repeated deliveries
+            // that would be written twice.
+            let batch = match hand_over(&to_writer, batch, shutdown, Some(patience)).await {
+                Ok(()) => continue,
+                Err(HandOver::Busy(batch)) => {
+                    drop(messages);
+                    tracing::debug!(stream = S::NAME, "Every writer busy: pulling paused");
+                    match hand_over(&to_writer, batch, shutdown, None).await {
+                        Ok(()) => continue 'reopen,
+                        Err(HandOver::Busy(batch) | HandOver::Stopped(batch)) => batch,
+                    }
+                }
+                Err(HandOver::Stopped(batch)) => batch,
+            };
+            hand_over_at_shutdown(ctx, &to_writer, batch, S::NAME).await;
+            return;
         }
     }
 
-    // Shutdown: the batch in hand goes to the writer, which commits and acknowledges it.
-    if batch.len() > 0 {
-        let timeout = Duration::from_millis(ctx.settings.shutdown_timeout_ms);
-        if tokio::time::timeout(timeout, to_writer.send(batch))
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                stream = S::NAME,
-                "Writer busy at shutdown; the last batch will be redelivered"
-            );
-        }
+    // Shutdown: the batch in hand goes to a writer, which commits and acknowledges it.
+    let rest = batcher.take();
+    if !rest.is_empty() {
+        hand_over_at_shutdown(ctx, &to_writer, batch(held, rest), S::NAME).await;
     }
 }
+
+/// One message decoded into the batch: its row and its acknowledgement subject.
+type Item<R> = (R, Subject);
 
 /// At shutdown, takes in what JetStream has already delivered to this process (the pull
 /// stream's buffer) so that it is committed now rather than redelivered after `ack_wait`. Stops
@@ -260,37 +260,37 @@ async fn drain<S: Sink>(
     ctx: &Context,
     sink: &S,
     messages: &mut jetstream::consumer::pull::Stream,
-    batch: &mut Batch<S::Row>,
+    batcher: &mut Batcher<Item<S::Row>>,
 ) {
     let until = Instant::now() + Duration::from_secs(2);
     while Instant::now() < until {
         match tokio::time::timeout(Duration::from_millis(100), messages.next()).await {
             Ok(Some(Ok(message))) => {
-                accept(ctx, sink, message, batch).await;
+                if let Some(item) = accept(ctx, sink, message).await {
+                    // Beyond one batch, the rest is redelivered: shutdown stays bounded.
+                    if batcher.push(item, Instant::now()).is_some() {
+                        return;
+                    }
+                }
             }
             _ => return,
         }
     }
 }
 
-/// Decodes one message into the batch, or dead-letters and acknowledges it. `true` when a row
-/// was added.
+/// Decodes one message, or dead-letters and acknowledges it (`None`).
 async fn accept<S: Sink>(
     ctx: &Context,
     sink: &S,
     message: jetstream::Message,
-    batch: &mut Batch<S::Row>,
-) -> bool {
+) -> Option<Item<S::Row>> {
+    if message.info().is_ok_and(|info| info.delivered > 1) {
+        metrics::counter!("flick_persister_redeliveries_total", "stream" => S::NAME).increment(1);
+    }
     let message = message.message;
-    let Some(reply) = message.reply else {
-        return false;
-    };
+    let reply = message.reply?;
     match sink.decode(&message.subject, &message.payload, Utc::now()) {
-        Ok(row) => {
-            batch.rows.push(row);
-            batch.acks.push(reply);
-            true
-        }
+        Ok(row) => Some((row, reply)),
         Err(refusal) => {
             ctx.deadletters
                 .forward(
@@ -301,38 +301,65 @@ async fn accept<S: Sink>(
                 )
                 .await;
             writer::ack(&ctx.client, reply).await;
-            false
+            None
         }
     }
 }
 
-/// Sends the batch to the writer (waiting while it is busy: backpressure). `false` when
-/// shutdown came first; the batch is then kept for the final hand-over.
+fn batch<R>(held: &Arc<InProgress>, items: Vec<Item<R>>) -> Batch<R> {
+    let (rows, replies) = items.into_iter().unzip();
+    Batch {
+        rows,
+        held: held.hold(replies),
+    }
+}
+
+/// Why a batch is still in hand.
+enum HandOver<R> {
+    /// Every writer stayed busy for the whole patience.
+    Busy(Batch<R>),
+    /// Shutdown came first, or the writers are gone.
+    Stopped(Batch<R>),
+}
+
+/// Sends a batch to a writer, waiting while every writer is busy (backpressure: the intake
+/// pulls nothing meanwhile, and the batch is kept alive), at most `patience` when given.
 async fn hand_over<R>(
     to_writer: &mpsc::Sender<Batch<R>>,
-    batch: &mut Batch<R>,
-    batch_size: usize,
+    batch: Batch<R>,
     shutdown: &CancellationToken,
-) -> bool {
-    if batch.len() == 0 {
-        return true;
-    }
+    patience: Option<Duration>,
+) -> Result<(), HandOver<R>> {
     let permit = tokio::select! {
         permit = to_writer.reserve() => permit,
-        () = shutdown.cancelled() => return false,
+        () = shutdown.cancelled() => return Err(HandOver::Stopped(batch)),
+        () = until(patience.map(|p| Instant::now() + p)) => return Err(HandOver::Busy(batch)),
     };
     match permit {
         Ok(permit) => {
-            permit.send(std::mem::replace(batch, Batch::with_capacity(batch_size)));
-            true
+            permit.send(batch);
+            Ok(())
         }
-        Err(_) => false,
+        Err(_) => Err(HandOver::Stopped(batch)),
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => futures::future::pending().await,
+/// The last batch, given `persister.shutdown_timeout_ms` to reach a writer; otherwise it is
+/// left to JetStream's redelivery.
+async fn hand_over_at_shutdown<R>(
+    ctx: &Context,
+    to_writer: &mpsc::Sender<Batch<R>>,
+    batch: Batch<R>,
+    stream: &'static str,
+) {
+    let timeout = Duration::from_millis(ctx.settings.shutdown_timeout_ms);
+    if tokio::time::timeout(timeout, to_writer.send(batch))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            stream,
+            "Writer busy at shutdown; the last batch will be redelivered"
+        );
     }
 }

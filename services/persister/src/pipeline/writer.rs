@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::AckKind;
 use async_nats::{Client, Subject};
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::Instant;
@@ -14,13 +15,17 @@ use flick_shared::shutdown::CancellationToken;
 
 use super::{Batch, Context, Sink};
 
-const ACK: &[u8] = b"+ACK";
-
 /// Acknowledges one JetStream message. A lost acknowledgement only causes a redelivery, which
 /// the sink absorbs, so a failure here is logged at debug level.
 pub async fn ack(client: &Client, reply: Subject) {
-    if let Err(err) = client.publish(reply, ACK.into()).await {
-        tracing::debug!(error = %err, "Cannot send an acknowledgement");
+    reply_with(client, reply, AckKind::Ack).await;
+}
+
+/// Sends `kind` (an acknowledgement, an in-progress one) to a message's reply subject without
+/// waiting for the server's confirmation: a lost one costs a redelivery at most.
+pub async fn reply_with(client: &Client, reply: Subject, kind: AckKind) {
+    if let Err(err) = client.publish(reply, kind.into()).await {
+        tracing::debug!(error = %err, ?kind, "Cannot send an acknowledgement");
     }
 }
 
@@ -65,7 +70,7 @@ async fn write_until_committed<S: Sink>(
                     .increment(inserted);
                 metrics::counter!("flick_persister_duplicates_total", "stream" => S::NAME)
                     .increment(messages.saturating_sub(inserted));
-                for reply in batch.acks {
+                for reply in batch.held.release() {
                     ack(&ctx.client, reply).await;
                 }
                 if let Err(err) = sink.after_commit(&ctx.pool, &batch.rows).await

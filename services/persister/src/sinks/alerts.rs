@@ -5,10 +5,10 @@ use sqlx::PgConnection;
 
 use flick_shared::Subjects;
 use flick_shared::subjects::StreamKind;
-use flick_shared::wire::{AlertEvent, AlertSeverity, AlertState, decode};
+use flick_shared::wire::{AlertEvent, AlertSeverity, AlertState, decode_on};
 
 use super::metrics::column;
-use crate::pipeline::{Refusal, Sink, check_subject};
+use crate::pipeline::{Refusal, Sink};
 
 #[derive(Debug)]
 pub struct AlertsSink {
@@ -32,14 +32,12 @@ impl Sink for AlertsSink {
         payload: &[u8],
         now: DateTime<Utc>,
     ) -> Result<AlertEvent, Refusal> {
-        let event: AlertEvent = decode(payload, now)?;
-        check_subject(
+        Ok(decode_on::<AlertEvent>(
             &self.subjects,
-            Self::KIND,
             subject,
-            event.server_id.as_str(),
-        )?;
-        Ok(event)
+            payload,
+            now,
+        )?)
     }
 
     /// New transitions only (a redelivered one is skipped), then one upsert per alert: a

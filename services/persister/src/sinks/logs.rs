@@ -5,10 +5,10 @@ use sqlx::PgConnection;
 
 use flick_shared::Subjects;
 use flick_shared::subjects::StreamKind;
-use flick_shared::wire::{LogEntry, decode};
+use flick_shared::wire::{LogEntry, decode_on};
 
 use super::metrics::column;
-use crate::pipeline::{Refusal, Sink, check_subject};
+use crate::pipeline::{Refusal, Sink};
 
 #[derive(Debug)]
 pub struct LogsSink {
@@ -32,14 +32,12 @@ impl Sink for LogsSink {
         payload: &[u8],
         now: DateTime<Utc>,
     ) -> Result<LogEntry, Refusal> {
-        let entry: LogEntry = decode(payload, now)?;
-        check_subject(
+        Ok(decode_on::<LogEntry>(
             &self.subjects,
-            Self::KIND,
             subject,
-            entry.server_id.as_str(),
-        )?;
-        Ok(entry)
+            payload,
+            now,
+        )?)
     }
 
     async fn write(&self, conn: &mut PgConnection, rows: &[LogEntry]) -> Result<u64, sqlx::Error> {

@@ -1,6 +1,7 @@
 //! One [`Sink`](crate::pipeline::Sink) per stream: how its payloads are checked and stored.
 
 mod alerts;
+mod binary_copy;
 mod logs;
 mod metrics;
 

@@ -15,6 +15,14 @@ use flick_shared::subjects::StreamKind;
 use flick_shared::testkit::{self, TestBed, eventually};
 use flick_shared::wire::MetricSample;
 
+/// Messages JetStream delivered again to a persister, and rows it found already stored (the
+/// second write of a sample, a no-op the primary key would otherwise hide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replays {
+    pub redelivered: u64,
+    pub rewritten: u64,
+}
+
 /// A [`TestBed`] with the helpers of these tests.
 pub struct Harness {
     bed: TestBed,
@@ -200,6 +208,35 @@ impl Harness {
                 )
                 .envs(env.iter().copied()),
         )
+    }
+
+    /// What a persister process counted of work done again on the metrics stream.
+    pub async fn replays(&self, base: &str) -> Replays {
+        Replays {
+            redelivered: self
+                .counter(base, "flick_persister_redeliveries_total")
+                .await,
+            rewritten: self.counter(base, "flick_persister_duplicates_total").await,
+        }
+    }
+
+    /// A persister process's counter for the metrics stream, once its listener answers.
+    pub async fn counter(&self, base: &str, name: &str) -> u64 {
+        eventually(
+            &format!("{name} on {base}"),
+            Duration::from_secs(20),
+            || testkit::prometheus_counter(base, name, "stream=\"metrics\""),
+        )
+        .await
+    }
+
+    /// [`Harness::spawn_process`] with its operations listener on a free port; returns the
+    /// listener's base URL too, for `/metrics`.
+    pub fn spawn_observed(&self, env: &[(&str, &str)]) -> (testkit::Process, String) {
+        let listen = format!("127.0.0.1:{}", testkit::free_port());
+        let mut env = env.to_vec();
+        env.push(("FLICK_PERSISTER__OPS_LISTEN", &listen));
+        (self.spawn_process(&env), format!("http://{listen}"))
     }
 
     /// The persister's durable consumer on the metrics stream.

@@ -5,6 +5,7 @@
 import { render } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Spark } from '../charts/Spark';
+import { AddServer } from '../components/AddServer';
 import { Empty, ErrorText, Loading, SeverityBadge, StatusBadge } from '../components/common';
 import { type FleetRow, matches, parseSort, rowStatus, type SortDir, type SortKey, sortRows, visibleRange } from '../lib/fleet';
 import { formatAgo, formatPercent, formatRate, formatUptime } from '../lib/format';
@@ -131,6 +132,7 @@ export function FleetPage() {
   const [error, setError] = useState(fleet.error);
   const [listVersion, setListVersion] = useState(fleet.listVersion);
   const [shown, setShown] = useState(0);
+  const adding = route.query.get('add') === '1';
   const viewport = useRef<HTMLDivElement>(null);
   const rowsBox = useRef<HTMLDivElement>(null);
   const ordered = useRef<FleetRow[]>([]);
@@ -250,14 +252,18 @@ export function FleetPage() {
           value={search}
           onInput={(e) => setQuery({ q: e.currentTarget.value })}
         />
+        <button type="button" class="add-server-button" aria-expanded={adding} onClick={() => setQuery({ add: adding ? null : '1' })}>
+          Add server
+        </button>
       </div>
+      {adding ? <AddServer onClose={() => setQuery({ add: null })} /> : null}
       <ErrorText error={error} retry={() => void fleet.load()} />
       {!loaded ? <Loading what="Loading the fleet" /> : null}
       {loaded && !error && total === 0 ? (
         <Empty>
-          No servers yet. Start a collector (<code>flick-collector</code>) pointed at this installation's NATS; it appears
-          here within seconds{' '}
-          {`(admins see discovered servers; others see the servers an admin gave them).`}
+          No servers yet. <button type="button" class="link" onClick={() => setQuery({ add: '1' })}>Add a server</button>: one
+          command on the host installs and enrols its collector, and it appears here within seconds (admins also see
+          servers reported by the stack's own collector, as discovered).
         </Empty>
       ) : null}
       {loaded && total > 0 && shown === 0 ? <Empty>No server matches “{search}”.</Empty> : null}
