@@ -12,7 +12,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use async_nats::jetstream::{self, consumer::PullConsumer};
+use async_nats::jetstream::{
+    self,
+    consumer::{PullConsumer, pull},
+};
 use chrono::Utc;
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -59,6 +62,7 @@ struct Term {
     watch: OfflineWatch,
     /// Servers seen in the `servers` table during this term.
     in_fleet: HashSet<ServerId>,
+    gaps: Gaps,
     to_publisher: mpsc::UnboundedSender<Vec<Outgoing>>,
 }
 
@@ -132,6 +136,7 @@ async fn start_term(
         evaluator,
         watch,
         in_fleet: HashSet::new(),
+        gaps: Gaps::default(),
         to_publisher,
     })
 }
@@ -161,14 +166,7 @@ async fn run_term(
             return Ok(end);
         }
     }
-    let consumer = recreate_consumer(ctx, term.sequence).await?;
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(ctx.settings.batch_size.clamp(1, 1_000))
-        .heartbeat(Duration::from_secs(5))
-        .messages()
-        .await
-        .context("pull from the metrics stream")?;
+    let mut messages = open_samples(ctx, term.sequence).await?;
     // Pull errors while NATS is away: one WARN, reminders, one INFO, not a line per attempt.
     let pulling = flick_shared::outage::Outage::new("Pulling samples from JetStream");
     let mut statuses = ctx
@@ -214,18 +212,22 @@ async fn run_term(
                     }
                 }
             }
-            () = pending.due() => {
-                if let Some(end) = process(ctx, term, pending.take(), stop).await? {
-                    return Ok(end);
-                }
-            }
+            () = pending.due() => match process(ctx, term, pending.take(), stop).await? {
+                Step::Go => {}
+                Step::End(end) => return Ok(end),
+                Step::Resume => messages = open_samples(ctx, term.sequence).await?,
+            },
             next = messages.next() => match next {
                 Some(Ok(message)) => {
                     pulling.recovered();
-                    if let Some(batch) = pending.push(message, Instant::now())
-                        && let Some(end) = process(ctx, term, batch, stop).await?
-                    {
-                        return Ok(end);
+                    if let Some(batch) = pending.push(message, Instant::now()) {
+                        match process(ctx, term, batch, stop).await? {
+                            Step::Go => {}
+                            Step::End(end) => return Ok(end),
+                            Step::Resume => {
+                                messages = open_samples(ctx, term.sequence).await?;
+                            }
+                        }
                     }
                 }
                 Some(Err(err)) => {
@@ -240,10 +242,22 @@ async fn run_term(
     }
 }
 
+/// The samples after `sequence`, in stream order, through a freshly created consumer.
+async fn open_samples(ctx: &Context, sequence: u64) -> anyhow::Result<pull::Stream> {
+    recreate_consumer(ctx, sequence)
+        .await?
+        .stream()
+        .max_messages_per_batch(ctx.settings.batch_size.clamp(1, 1_000))
+        .heartbeat(Duration::from_secs(5))
+        .messages()
+        .await
+        .context("pull from the metrics stream")
+}
+
 /// The durable consumer `alerter`, recreated to start right after `sequence`, so the leader
 /// sees exactly what was not committed, in order.
 async fn recreate_consumer(ctx: &Context, sequence: u64) -> anyhow::Result<PullConsumer> {
-    use jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+    use jetstream::consumer::{AckPolicy, DeliverPolicy};
     let name = ctx.subjects.stream_name(StreamKind::Metrics);
     let stream = ctx
         .js
@@ -269,21 +283,44 @@ async fn recreate_consumer(ctx: &Context, sequence: u64) -> anyhow::Result<PullC
         .with_context(|| format!("create consumer {ALERTER_CONSUMER} on {name}"))
 }
 
+/// What the leader does after a batch.
+#[derive(Debug)]
+enum Step {
+    Go,
+    End(TermEnd),
+    /// A sample is missing from what the consumer delivered: read again from the last one
+    /// evaluated.
+    Resume,
+}
+
 /// Evaluates a batch of samples, commits, acknowledges, hands transitions to the publisher.
+///
+/// Samples are evaluated in stream order without a hole. A message the consumer handed out
+/// but that never arrived (its consumer leader died with it in flight, or another client
+/// pulled it) would otherwise be skipped for good: the next acknowledgement (AckAll) covers
+/// it, and a redelivery is older than what was evaluated. So a gap stops the batch there
+/// and the leader reads again from the last sample it evaluated.
 async fn process(
     ctx: &Context,
     term: &mut Term,
     batch: Vec<jetstream::Message>,
     stop: &CancellationToken,
-) -> anyhow::Result<Option<TermEnd>> {
+) -> anyhow::Result<Step> {
     let started = Instant::now();
     let now = Instant::now();
     let mut events = Vec::new();
     let mut evaluated = 0u64;
     let mut last = None;
+    let mut resume = false;
     for message in batch {
         let sequence = message.info().map(|info| info.stream_sequence).unwrap_or(0);
         if sequence > term.sequence {
+            if sequence > term.sequence + 1
+                && !term.gaps.passable(ctx, term.sequence, sequence).await
+            {
+                resume = true;
+                break;
+            }
             match decode_on::<MetricSample>(
                 &ctx.subjects,
                 &message.subject,
@@ -322,7 +359,64 @@ async fn process(
         tracing::debug!(error = %err, "Cannot acknowledge a batch");
     }
     metrics::histogram!("flick_alerter_batch_seconds").record(started.elapsed().as_secs_f64());
-    Ok(end)
+    Ok(match end {
+        Some(end) => Step::End(end),
+        None if resume => Step::Resume,
+        None => Step::Go,
+    })
+}
+
+/// How many times the leader reads again from one sample before accepting that the samples
+/// after it are gone from the stream (deleted by hand).
+const RESUMES_PER_GAP: u32 = 3;
+
+/// Tells a sample the consumer failed to deliver from one no longer in the stream.
+#[derive(Debug, Default)]
+struct Gaps {
+    after: u64,
+    resumes: u32,
+}
+
+impl Gaps {
+    /// Whether the leader, having evaluated up to `evaluated`, may go on with `next`: only when
+    /// the samples between are no longer in the stream (aged out, or still missing after
+    /// [`RESUMES_PER_GAP`] fresh reads).
+    async fn passable(&mut self, ctx: &Context, evaluated: u64, next: u64) -> bool {
+        let missing = next - evaluated - 1;
+        let name = ctx.subjects.stream_name(StreamKind::Metrics);
+        let first = match ctx.js.get_stream(&name).await {
+            Ok(mut stream) => stream
+                .info()
+                .await
+                .ok()
+                .map(|info| info.state.first_sequence),
+            Err(_) => None,
+        };
+        if self.after != evaluated {
+            *self = Self {
+                after: evaluated,
+                resumes: 0,
+            };
+        }
+        let gone = first.is_some_and(|first| first >= next);
+        if gone || self.resumes >= RESUMES_PER_GAP {
+            tracing::warn!(
+                after = evaluated,
+                missing,
+                "Samples left the metrics stream before the alerter evaluated them"
+            );
+            metrics::counter!("flick_alerter_samples_skipped_total").increment(missing);
+            return true;
+        }
+        self.resumes += 1;
+        tracing::info!(
+            after = evaluated,
+            missing,
+            "A sample was not delivered: reading again from the last one evaluated"
+        );
+        metrics::counter!("flick_alerter_consumer_resumes_total").increment(1);
+        false
+    }
 }
 
 /// Fires `offline` for servers silent past their timeout, and checkpoints.

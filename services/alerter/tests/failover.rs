@@ -238,3 +238,80 @@ async fn runs_with_the_alerter_identity_of_a_hub() {
         .expect("join")
         .expect("the alerter ran with least privilege");
 }
+
+/// A consumer's leader can die with messages in flight to the alerter (a NATS node killed):
+/// the consumer counts them delivered, the alerter never sees them. Another client pulling
+/// from the alerter's consumer does the same, deterministically.
+#[tokio::test]
+async fn a_sample_handed_out_but_never_received_is_still_evaluated_and_alerts() {
+    use async_nats::jetstream::consumer::PullConsumer;
+    use flick_shared::subjects::{ALERTER_CONSUMER, StreamKind};
+    use futures::StreamExt;
+
+    let harness = Harness::new().await;
+    let mut config = harness.config();
+    config.alerter.for_secs = 0;
+    config.alerter.batch_size = 5;
+    config.alerter.offline_timeout_secs = 600;
+    let alerter = harness.start(config);
+    harness.wait_for_leader(0).await;
+
+    let name = harness.subjects.stream_name(StreamKind::Metrics);
+    let consumer: PullConsumer = harness
+        .js
+        .get_stream(&name)
+        .await
+        .expect("stream")
+        .get_consumer(ALERTER_CONSUMER)
+        .await
+        .expect("the alerter's consumer");
+    // Queued behind the alerter's own pull request, ahead of the next one it sends.
+    let thief = tokio::spawn(async move {
+        let mut messages = consumer
+            .fetch()
+            .max_messages(3)
+            .expires(Duration::from_secs(5))
+            .messages()
+            .await
+            .expect("a pull");
+        let mut taken = Vec::new();
+        while let Some(Ok(message)) = messages.next().await {
+            taken.push(message.info().expect("info").stream_sequence);
+        }
+        taken
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let now = chrono::Utc::now();
+    let servers: Vec<String> = (0..40).map(|i| format!("spike-{i:02}")).collect();
+    let samples: Vec<MetricSample> = servers.iter().map(|s| cpu(s, now, 95.0)).collect();
+    harness.publish(&samples).await;
+    let taken = thief.await.expect("the other client");
+    assert!(
+        !taken.is_empty(),
+        "the other client was handed samples of the alerter's consumer"
+    );
+
+    let events = harness
+        .wait_for_events(2 * servers.len(), Duration::from_secs(20))
+        .await;
+    let mut fired: HashMap<String, Vec<String>> = HashMap::new();
+    for event in &events {
+        fired
+            .entry(event.server_id.to_string())
+            .or_default()
+            .push(names(std::slice::from_ref(event)).remove(0));
+    }
+    for server in &servers {
+        let mut names = fired.remove(server).unwrap_or_default();
+        names.sort();
+        assert_eq!(
+            names,
+            ["cpu critical firing", "cpu warning firing"],
+            "{server}'s 95 % fired once each (samples {taken:?} went to another client)"
+        );
+    }
+    assert!(fired.is_empty(), "no other alerts: {fired:?}");
+    harness.wait_until_evaluated().await;
+    alerter.stop().await;
+}

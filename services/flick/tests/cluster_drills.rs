@@ -200,6 +200,13 @@ async fn a_node_then_the_stream_leader_killed_under_load_lose_and_duplicate_noth
     let evaluated = endpoints
         .alerter_evaluated(published, Duration::from_secs(90))
         .await;
+    let resumes = drill_kit::counter(
+        &endpoints.alerter,
+        "flick_alerter_consumer_resumes_total",
+        "",
+    )
+    .await
+    .unwrap_or(0);
     let ledger = Ledger::take(&js, &stack.subjects, &pool).await;
     let series = host_series(&pool, host).await;
     let largest_gap = drill_kit::largest_gap(&series);
@@ -241,7 +248,7 @@ async fn a_node_then_the_stream_leader_killed_under_load_lose_and_duplicate_noth
          \x20 samples published           {} (stream) = {simulator} (simulator) + {host_delivered} (collector, {host_dropped} dropped)\n\
          \x20 rows                        {}, lost {}, duplicated {}\n\
          \x20 collector's series          {} rows, {:?} taken while a node was down, largest gap {largest_gap} ms\n\
-         \x20 alerter                     {evaluated} samples evaluated ({published} in the stream)\n\
+         \x20 alerter                     {evaluated} samples evaluated ({published} in the stream), read again after a hole {resumes} times\n\
          \x20 every service ready at the end: {ready_at_end}; everything stored {} after the load stopped",
         describe("a node leading nothing of the metrics stream,", &first),
         describe("the metrics stream's leader,", &second),

@@ -270,3 +270,107 @@ async fn two_refreshes_of_one_token_at_once_leave_no_token_that_works() {
     );
     gw.stop().await;
 }
+
+/// A page reloaded while its refresh was in flight: the gateway rotated the token, the answer
+/// (and its cookie) never arrived, and the reloaded page presents the old token again. With
+/// the attempt id it kept, that is a retry, not a theft; without it, or too late, or after the
+/// new token was used, it is reuse.
+#[tokio::test]
+async fn a_refresh_whose_answer_was_lost_can_be_retried_with_its_attempt_id() {
+    let gw = Gateway::start_with(|c| c.gateway.auth_burst = 1_000).await;
+    gw.register("ada@example.com").await;
+    let refresh = |token: String, attempt: Option<&'static str>| {
+        let body = match attempt {
+            Some(attempt) => json!({ "refreshToken": token, "attempt": attempt }),
+            None => json!({ "refreshToken": token }),
+        };
+        gw.post("/api/v1/auth/refresh", None, body)
+    };
+    let ended = |session: &Session| {
+        let token = session.access.clone();
+        let gw = &gw;
+        async move { until_status(gw, "/api/v1/auth/me", &token, StatusCode::UNAUTHORIZED).await }
+    };
+    const ATTEMPT: &str = "6f1c2a9e-4b7d-4e0a-9c3f-2d8e5b1a7c40";
+
+    // The retry gets working tokens; the lost ones stop working; the session lives on.
+    let first = login(&gw, "ada@example.com").await;
+    let (status, lost) = refresh(first.refresh.clone(), Some(ATTEMPT)).await;
+    assert_eq!(status, StatusCode::OK, "{lost}");
+    let lost = Session::from(lost);
+    let (status, retried) = refresh(first.refresh.clone(), Some(ATTEMPT)).await;
+    assert_eq!(status, StatusCode::OK, "the retry: {retried}");
+    let retried = Session::from(retried);
+    assert_eq!(retried.session_id, first.session_id, "the same session");
+    let (status, body) = refresh(lost.refresh.clone(), None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the lost answer's token: {body}"
+    );
+    let (status, body) = refresh(retried.refresh.clone(), Some(ATTEMPT)).await;
+    assert_eq!(status, StatusCode::OK, "the retry's token works: {body}");
+    let next = Session::from(body);
+    assert_eq!(
+        gw.get("/api/v1/auth/me", &next.access).await.0,
+        StatusCode::OK
+    );
+
+    // A second use without the attempt id, or with another one, is reuse: the session ends.
+    for other in [None, Some("another-attempt-0000-0000")] {
+        let session = login(&gw, "ada@example.com").await;
+        let (status, body) = refresh(session.refresh.clone(), Some(ATTEMPT)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let winner = Session::from(body);
+        let (status, body) = refresh(session.refresh.clone(), other).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{other:?}: {body}");
+        assert_eq!(code(&body), "unauthorized");
+        let (status, _) = refresh(winner.refresh.clone(), None).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{other:?}: the session ended"
+        );
+        ended(&winner).await;
+    }
+
+    // Once the new token was used, the old one is stale whatever the id: reuse.
+    let session = login(&gw, "ada@example.com").await;
+    let (_, body) = refresh(session.refresh.clone(), Some(ATTEMPT)).await;
+    let used = Session::from(body);
+    let (status, body) = refresh(used.refresh.clone(), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let latest = Session::from(body);
+    let (status, _) = refresh(session.refresh.clone(), Some(ATTEMPT)).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a retry after the new token was used"
+    );
+    ended(&latest).await;
+
+    // Later than 60 s after the first use: reuse.
+    let session = login(&gw, "ada@example.com").await;
+    let (_, body) = refresh(session.refresh.clone(), Some(ATTEMPT)).await;
+    let winner = Session::from(body);
+    sqlx::query("UPDATE refresh_tokens SET used_at = used_at - interval '61 seconds' WHERE used_at IS NOT NULL")
+        .execute(&gw.db.pool)
+        .await
+        .expect("age the use");
+    let (status, _) = refresh(session.refresh.clone(), Some(ATTEMPT)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a retry 61 s later");
+    ended(&winner).await;
+
+    // An attempt id that is not one: 422 naming it.
+    let session = login(&gw, "ada@example.com").await;
+    let (status, body) = gw
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({ "refreshToken": session.refresh, "attempt": "short" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("attempt"), "{body}");
+    gw.stop().await;
+}

@@ -58,6 +58,28 @@ pub enum RefreshIn {
 pub struct RefreshRequest {
     /// The refresh token; absent when it travels in the `flick_refresh` cookie.
     pub refresh_token: Option<String>,
+    /// An id the client picks for this refresh (16 to 128 visible ASCII characters) and keeps
+    /// until the answer arrives. When the answer is lost (a page reloaded mid-request), the
+    /// same token presented again with the same id within 60 s gets new tokens, provided the
+    /// ones issued the first time were never used; any other second use ends the session.
+    pub attempt: Option<String>,
+}
+
+/// How long after a refresh its client may retry it (the answer was lost).
+const RETRY_WITHIN: chrono::Duration = chrono::Duration::seconds(60);
+
+impl RefreshRequest {
+    fn attempt_hash(&self) -> ApiResult<Option<Vec<u8>>> {
+        let Some(attempt) = &self.attempt else {
+            return Ok(None);
+        };
+        if !(16..=128).contains(&attempt.len()) || !attempt.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ApiError::Unprocessable(
+                "attempt: 16 to 128 visible ASCII characters".into(),
+            ));
+        }
+        Ok(Some(refresh_token_hash(attempt)))
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -142,6 +164,7 @@ type TokenRow = (
     DateTime<Utc>,
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
+    Option<Vec<u8>>,
 );
 
 fn user_of(row: &UserRow) -> User {
@@ -357,9 +380,9 @@ async fn login(
 }
 
 /// The refresh token of a request: the body's, else the cookie's; and where the new one goes.
-fn presented(headers: &HeaderMap, body: RefreshRequest) -> Option<(String, RefreshIn)> {
-    match body.refresh_token {
-        Some(token) => Some((token, RefreshIn::Body)),
+fn presented(headers: &HeaderMap, body: &RefreshRequest) -> Option<(String, RefreshIn)> {
+    match &body.refresh_token {
+        Some(token) => Some((token.clone(), RefreshIn::Body)),
         None => cookie::read(headers).map(|token| (token, RefreshIn::Cookie)),
     }
 }
@@ -380,36 +403,50 @@ async fn refresh(
 ) -> ApiResult<Issued> {
     state.limits.check_refresh(ip)?;
     let invalid = || ApiError::Unauthorized("invalid refresh token".into());
-    let (token, refresh_in) = presented(&headers, body).ok_or_else(invalid)?;
+    let attempt = body.attempt_hash()?;
+    let (token, refresh_in) = presented(&headers, &body).ok_or_else(invalid)?;
     if refresh_in == RefreshIn::Cookie {
         http::require_own_origin(&headers, &state.settings)?;
     }
     let mut tx = state.pool.begin().await?;
     let row: Option<TokenRow> = sqlx::query_as(
-        "SELECT id, user_id, family_id, expires_at, used_at, revoked_at FROM refresh_tokens
-         WHERE token_hash = $1 FOR UPDATE",
+        "SELECT id, user_id, family_id, expires_at, used_at, revoked_at, used_by_attempt
+         FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
     )
     .bind(refresh_token_hash(&token))
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((id, user_id, session, expires_at, used_at, revoked_at)) = row else {
+    let Some((id, user_id, session, expires_at, used_at, revoked_at, used_by)) = row else {
         return Err(invalid());
     };
-    if used_at.is_some() && revoked_at.is_none() {
-        end_session(&mut tx, session).await?;
-        tx.commit().await?;
-        audit::record(
-            &state.pool,
-            Some(user_id),
-            "refresh_token_reused",
-            None,
-            Some(ip),
-            serde_json::json!({ "session": session }),
-        )
-        .await;
+    if revoked_at.is_some() {
         return Err(invalid());
     }
-    if revoked_at.is_some() || used_at.is_some() || expires_at <= Utc::now() {
+    let retry = match used_at {
+        None => false,
+        Some(used_at) => {
+            let retry = attempt.is_some()
+                && attempt == used_by
+                && used_at > Utc::now() - RETRY_WITHIN
+                && successor_unused(&mut tx, session, used_at).await?;
+            if !retry {
+                end_session(&mut tx, session).await?;
+                tx.commit().await?;
+                audit::record(
+                    &state.pool,
+                    Some(user_id),
+                    "refresh_token_reused",
+                    None,
+                    Some(ip),
+                    serde_json::json!({ "session": session }),
+                )
+                .await;
+                return Err(invalid());
+            }
+            true
+        }
+    };
+    if expires_at <= Utc::now() {
         return Err(invalid());
     }
     let row: UserRow = sqlx::query_as(concat!(
@@ -427,10 +464,24 @@ async fn refresh(
         .bind(session)
         .fetch_one(&mut *tx)
         .await?;
-    sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1")
-        .bind(id)
+    if retry {
+        // The tokens the lost answer carried: nobody holds them, and only one may live.
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = now()
+             WHERE family_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(session)
         .execute(&mut *tx)
         .await?;
+    } else {
+        sqlx::query(
+            "UPDATE refresh_tokens SET used_at = now(), used_by_attempt = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&attempt)
+        .execute(&mut *tx)
+        .await?;
+    }
     let issued = issue(
         &state,
         &mut tx,
@@ -442,6 +493,22 @@ async fn refresh(
     .await?;
     tx.commit().await?;
     Ok(issued)
+}
+
+/// Whether no refresh token of `session` was used after `used_at`: the token issued by that
+/// refresh was never presented, so a retry of it takes nothing from anyone.
+async fn successor_unused(
+    tx: &mut sqlx::PgConnection,
+    session: Uuid,
+    used_at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE family_id = $1 AND used_at > $2)",
+    )
+    .bind(session)
+    .bind(used_at)
+    .fetch_one(&mut *tx)
+    .await
 }
 
 /// Revokes a session and every refresh token of it.
@@ -472,7 +539,7 @@ async fn logout(
     let bearer = crate::auth::user::bearer_header(&headers)
         .and_then(|token| state.jwt.verify(token))
         .map(|claims| claims.sid);
-    let by_refresh = match presented(&headers, body) {
+    let by_refresh = match presented(&headers, &body) {
         Some((token, _)) => {
             sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
                 .bind(refresh_token_hash(&token))

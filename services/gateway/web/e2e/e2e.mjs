@@ -101,6 +101,29 @@ try {
     assert(!page.url().includes('/login'), 'signed out by a reload');
   });
 
+  await step('a reload that cuts a refresh off keeps the session', async () => {
+    // The gateway rotates the refresh token, but its answer (and the new cookie) never
+    // reaches the page: the reloaded page presents the old token, with the attempt id it kept.
+    const before = (await page.context().cookies()).find((c) => c.name === 'flick_refresh');
+    let rotated = 0;
+    await page.route('**/api/v1/auth/refresh', async (route) => {
+      const answer = await route.fetch();
+      if (answer.status() === 200) rotated += 1;
+      await route.abort('connectionreset');
+    });
+    await page.reload();
+    await waitFor('the refresh reaching the gateway', () => rotated > 0, 15_000, 50);
+    await page.unroute('**/api/v1/auth/refresh');
+    await page.context().addCookies([before]);
+    await page.reload();
+    await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+    assert(!page.url().includes('/login'), 'signed out by a reload that cut a refresh off');
+    const after = (await page.context().cookies()).find((c) => c.name === 'flick_refresh');
+    assert(after && after.value !== before.value, 'the retry set a new cookie');
+    const kept = await page.evaluate(() => localStorage.getItem('flick.refreshAttempt'));
+    assert(kept === null, `the attempt id outlived its answer: ${kept}`);
+  });
+
   await step("the local collector's server appears in the fleet, online", async () => {
     const row = page.locator(`.frow[data-server="${stack.localServerId}"]`);
     await row.waitFor({ timeout: 45_000 });

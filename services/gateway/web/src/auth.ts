@@ -4,12 +4,16 @@
 // for a new access token with that cookie. The access token is renewed before it expires, one
 // refresh at a time across tabs (refresh tokens work once: a token used twice ends the session;
 // tabs share the cookie, and each refresh sees the cookie the last one set). localStorage holds
-// only who is signed in (no secret), so that tabs follow each other's sign-in and sign-out.
+// only who is signed in (no secret), so that tabs follow each other's sign-in and sign-out,
+// and the id of a refresh still waiting for its answer (useless without the cookie): a page
+// reloaded mid-refresh never sees the rotated cookie, and presenting the old one again would
+// look like a stolen token; with the same id the gateway treats it as the retry it is.
 
 import { ApiError, request } from './http';
 import type { Session, User } from './types';
 
 const MARK = 'flick.signedIn';
+const ATTEMPT = 'flick.refreshAttempt';
 /** Renew this long before the access token expires (a third of its life when that is shorter),
  * plus some jitter so that tabs do not all renew at once. */
 const RENEW_BEFORE_MS = 60_000;
@@ -54,6 +58,32 @@ function mark(userId: string | null): void {
     else localStorage.removeItem(MARK);
   } catch {
     // Storage refused (private mode): tabs do not follow each other; the cookie still works.
+  }
+}
+
+/** The id of the refresh in flight (or whose answer was lost), kept across reloads and tabs. */
+function attempt(): string {
+  try {
+    const kept = localStorage.getItem(ATTEMPT);
+    if (kept) return kept;
+    const id = newAttemptId();
+    localStorage.setItem(ATTEMPT, id);
+    return id;
+  } catch {
+    return newAttemptId();
+  }
+}
+
+/** 128 random bits in hex (`crypto.randomUUID` exists only on HTTPS pages). */
+function newAttemptId(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function answered(): void {
+  try {
+    localStorage.removeItem(ATTEMPT);
+  } catch {
+    // Storage refused: nothing was kept.
   }
 }
 
@@ -128,12 +158,14 @@ async function withLock<T>(work: () => Promise<T>): Promise<T> {
 export function refresh(): Promise<boolean> {
   inFlight ??= withLock(async () => {
     try {
-      const s = await request<Session>('POST', '/auth/refresh', { body: {} });
+      const s = await request<Session>('POST', '/auth/refresh', { body: { attempt: attempt() } });
+      answered();
       mark(s.user.id);
       set(fromSession(s));
       return true;
     } catch (err) {
       if (err instanceof ApiError && [400, 401, 403, 422].includes(err.status)) {
+        answered();
         if (current) await signOut('Your session has ended. Sign in again.');
         else mark(null);
         return false;
