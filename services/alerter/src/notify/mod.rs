@@ -15,6 +15,7 @@
 //! headers and the signature on to another host.
 
 mod channels;
+pub mod notice;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
