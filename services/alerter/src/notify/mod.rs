@@ -15,6 +15,7 @@
 //! headers and the signature on to another host.
 
 mod channels;
+pub mod incidents;
 pub mod notice;
 
 use std::sync::{Arc, RwLock};
