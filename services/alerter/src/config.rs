@@ -56,6 +56,12 @@ pub struct AlerterSettings {
     pub notify_timeout_ms: u64,
     /// … and how long to keep retrying a failing channel before giving up.
     pub notify_give_up_secs: u64,
+    /// Transitions are gathered this long after the first before one notice per channel goes
+    /// out (50 servers going offline together: one message); 0 sends at once.
+    pub notify_group_secs: u64,
+    /// An acknowledged incident stays acknowledged while it flaps, until it has stayed
+    /// resolved this long.
+    pub ack_clear_secs: u64,
     /// `host:port` of `/healthz`, `/readyz`, `/metrics`; empty turns it off.
     pub ops_listen: String,
 }
@@ -79,6 +85,8 @@ impl Default for AlerterSettings {
             batch_wait_ms: 10,
             notify_timeout_ms: 5_000,
             notify_give_up_secs: 300,
+            notify_group_secs: 30,
+            ack_clear_secs: 600,
             ops_listen: "127.0.0.1:9102".to_owned(),
         }
     }

@@ -88,10 +88,28 @@ pub async fn lead(
             from_leader,
             term_token.clone(),
         ));
+        let notifier = tokio::spawn(
+            notify::dispatch::run(
+                ctx.store.pool().clone(),
+                ctx.notifier.clone(),
+                notify::dispatch::Settings {
+                    group: Duration::from_secs(ctx.settings.notify_group_secs),
+                    ack_clear: chrono::Duration::seconds(
+                        i64::try_from(ctx.settings.ack_clear_secs).unwrap_or(i64::MAX),
+                    ),
+                },
+                epoch,
+                ctx.subjects.stream_name(StreamKind::Metrics),
+                ctx.notify_wake.clone(),
+                term_token.clone(),
+            )
+            .instrument(tracing::info_span!("notifier")),
+        );
         let mut term = start_term(ctx, epoch, sequence, to_publisher).await?;
         let end = run_term(ctx, &mut term, &mut lease, &term_token).await;
         term_token.cancel();
         let _ = publisher.await;
+        let _ = notifier.await;
         metrics::gauge!("flick_alerter_leader").set(0.0);
         end
     }
@@ -547,6 +565,7 @@ async fn commit(
     term.last_commit = Instant::now();
     if !outgoing.is_empty() {
         let _ = term.to_publisher.send(outgoing);
+        ctx.notify_wake.notify_one();
     }
     Ok(None)
 }

@@ -50,6 +50,8 @@ pub struct Context {
     defaults: RuleSet,
     keys: Option<KeyRing>,
     notifier: Notifier,
+    /// Rung after each commit that recorded transitions, so the notifier need not poll.
+    notify_wake: Arc<tokio::sync::Notify>,
     deadletters: Arc<DeadLetters>,
     leader_name: String,
 }
@@ -107,6 +109,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         defaults: settings.default_rules(),
         keys,
         notifier,
+        notify_wake: Arc::new(tokio::sync::Notify::new()),
         deadletters: Arc::new(DeadLetters::new(client.clone(), &subjects, SERVICE)),
         leader_name: format!("{}:{}", nats::sysname(), std::process::id()),
         subjects,

@@ -1,4 +1,5 @@
-//! Publishes committed transitions to JetStream, in order, then notifies the webhooks.
+//! Publishes committed transitions to JetStream, in order (the notifier reads them from
+//! `notification_queue`, see [`crate::notify::dispatch`]).
 //!
 //! A transition reaches this task only after the transaction that recorded it (in
 //! `alert_outbox`) committed. It is published with its id as `Nats-Msg-Id`; once JetStream
@@ -108,6 +109,5 @@ async fn finish(ctx: &Context, done: &[Outgoing]) {
             "state" => if event.state == flick_shared::wire::AlertState::Firing { "firing" } else { "resolved" },
         )
         .increment(1);
-        ctx.notifier.notify(event);
     }
 }

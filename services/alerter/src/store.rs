@@ -286,6 +286,20 @@ impl Store {
             .bind(outgoing.iter().map(|o| o.payload.as_str()).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
+            // The notifier takes them from here, whatever becomes of the NATS publication.
+            sqlx::query(
+                "INSERT INTO notification_queue (event_id, payload)
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[]) ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(outgoing.iter().map(|o| o.id).collect::<Vec<_>>())
+            .bind(
+                outgoing
+                    .iter()
+                    .map(|o| o.payload.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())

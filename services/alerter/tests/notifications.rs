@@ -188,13 +188,16 @@ async fn channel_secrets_are_sealed_at_rest_and_a_tampered_one_is_refused_with_a
 
     let store = Store::new(harness.db.pool.clone(), "unused".into());
     let channels = load_channels(&store, Some(&keys())).await.expect("load");
-    let ids: Vec<Uuid> = channels.iter().map(|c| c.id).collect();
+    let ids: Vec<Uuid> = channels.iter().map(|c| c.channel.id).collect();
     assert_eq!(
         ids,
         vec![good],
         "the tampered channel is left out, the good one kept"
     );
-    assert_eq!(channels[0].signing_secret.as_deref(), Some(SIGNING_SECRET));
+    assert_eq!(
+        channels[0].channel.signing_secret.as_deref(),
+        Some(SIGNING_SECRET)
+    );
     let printed = format!("{channels:?}");
     assert!(
         !printed.contains("super-secret") && !printed.contains("whsec"),

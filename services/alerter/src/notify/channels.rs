@@ -4,61 +4,86 @@ use uuid::Uuid;
 
 use flick_shared::crypto::KeyRing;
 
+use super::notice::{Channel, Kind, Route};
 use crate::store::Store;
 
-/// A webhook ready to be called: secrets decrypted, held only in memory.
-#[derive(Clone)]
-pub struct Channel {
-    pub id: Uuid,
-    pub name: String,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub signing_secret: Option<Vec<u8>>,
+/// A channel and how often it repeats a still-firing incident.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub channel: Channel,
+    pub repeat_every: Option<chrono::Duration>,
 }
 
-impl std::fmt::Debug for Channel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Channel")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("url", &self.url)
-            .field(
-                "headers",
-                &self
-                    .headers
-                    .iter()
-                    .map(|(name, _)| name)
-                    .collect::<Vec<_>>(),
-            )
-            .finish_non_exhaustive()
-    }
+#[derive(sqlx::FromRow)]
+struct ChannelRow {
+    id: Uuid,
+    name: String,
+    kind: String,
+    url: String,
+    secret_headers: Option<Vec<u8>>,
+    signing_secret: Option<Vec<u8>>,
+    secret: Option<Vec<u8>>,
+    settings: serde_json::Value,
+    critical_only: bool,
+    tags: Vec<String>,
+    repeat_secs: Option<i32>,
 }
 
-type ChannelRow = (Uuid, String, String, Option<Vec<u8>>, Option<Vec<u8>>);
-
-/// The enabled webhook channels. A channel whose secrets cannot be opened (no key configured,
-/// wrong key, tampered ciphertext) is left out with an error naming it.
-pub async fn load(store: &Store, keys: Option<&KeyRing>) -> Result<Vec<Channel>, sqlx::Error> {
+/// The enabled channels. A channel whose secrets cannot be opened (no key configured, wrong
+/// key, tampered ciphertext) is left out with an error naming it.
+pub async fn load(store: &Store, keys: Option<&KeyRing>) -> Result<Vec<Entry>, sqlx::Error> {
     let rows: Vec<ChannelRow> = sqlx::query_as(
-        "SELECT id, name, url, secret_headers, signing_secret FROM notification_channels
-         WHERE enabled AND kind = 'webhook' ORDER BY created_at",
+        "SELECT id, name, kind, url, secret_headers, signing_secret, secret, settings,
+                critical_only, tags, repeat_secs
+         FROM notification_channels WHERE enabled ORDER BY created_at, id",
     )
     .fetch_all(store.pool())
     .await?;
     let mut channels = Vec::with_capacity(rows.len());
-    for (id, name, url, sealed_headers, sealed_secret) in rows {
-        match open(
+    for row in rows {
+        let (id, name) = (row.id, row.name.clone());
+        let Some(kind) = Kind::parse(&row.kind) else {
+            tracing::error!(channel = %name, %id, kind = row.kind, "Notification channel skipped: unknown kind");
+            continue;
+        };
+        let opened = open(
             keys,
             id,
-            sealed_headers.as_deref(),
-            sealed_secret.as_deref(),
-        ) {
-            Ok((headers, signing_secret)) => channels.push(Channel {
-                id,
-                name,
-                url,
-                headers,
-                signing_secret,
+            row.secret_headers.as_deref(),
+            row.signing_secret.as_deref(),
+        )
+        .and_then(|(headers, signing_secret)| {
+            let secret = match row.secret.as_deref() {
+                Some(sealed) => {
+                    let keys = keys.ok_or("no encryption key is configured (ENCRYPTION_KEY)")?;
+                    let plain = keys
+                        .open(id.as_bytes(), sealed)
+                        .map_err(|err| err.to_string())?;
+                    Some(String::from_utf8(plain).map_err(|_| "the secret is not UTF-8")?)
+                }
+                None => None,
+            };
+            Ok((headers, signing_secret, secret))
+        });
+        match opened {
+            Ok((headers, signing_secret, secret)) => channels.push(Entry {
+                channel: Channel {
+                    id,
+                    name,
+                    kind,
+                    url: row.url,
+                    headers,
+                    signing_secret,
+                    secret,
+                    settings: row.settings,
+                    route: Route {
+                        critical_only: row.critical_only,
+                        tags: row.tags,
+                    },
+                },
+                repeat_every: row
+                    .repeat_secs
+                    .map(|secs| chrono::Duration::seconds(i64::from(secs))),
             }),
             Err(reason) => {
                 tracing::error!(channel = %name, %id, reason, "Notification channel skipped: its secrets cannot be opened");

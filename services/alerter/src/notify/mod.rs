@@ -15,8 +15,10 @@
 //! headers and the signature on to another host.
 
 mod channels;
+pub mod dispatch;
 pub mod incidents;
 pub mod notice;
+pub mod send;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -24,14 +26,10 @@ use std::time::Duration;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 
-use flick_shared::backoff::Backoff;
-use flick_shared::wire::AlertEvent;
+pub use channels::{Entry, load as load_channels};
 
-pub use channels::{Channel, load as load_channels};
-
-use flick_shared::outbound::{Destinations, Refused};
+use flick_shared::outbound::Destinations;
 
 /// Name resolution for the webhook client through the destinations policy.
 struct PolicyResolver(Arc<Destinations>);
@@ -65,7 +63,7 @@ const MAX_IN_FLIGHT: usize = 256;
 pub struct Notifier {
     http: reqwest::Client,
     destinations: Arc<Destinations>,
-    channels: Arc<RwLock<Vec<Channel>>>,
+    channels: Arc<RwLock<Vec<Entry>>>,
     in_flight: Arc<Semaphore>,
     give_up_after: Duration,
 }
@@ -105,114 +103,33 @@ impl Notifier {
         })
     }
 
-    pub fn set_channels(&self, channels: Vec<Channel>) {
+    pub fn set_channels(&self, channels: Vec<Entry>) {
         *self.channels.write().unwrap_or_else(|p| p.into_inner()) = channels;
     }
 
-    /// Starts delivering `event` to every enabled channel; returns at once.
-    pub fn notify(&self, event: &AlertEvent) {
-        let channels = self
-            .channels
+    /// The channels in force.
+    pub fn channels(&self) -> Vec<Entry> {
+        self.channels
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if channels.is_empty() {
-            return;
-        }
-        let Ok(body) = serde_json::to_vec(event) else {
-            return;
-        };
-        let body = bytes::Bytes::from(body);
-        for channel in channels {
-            let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
-                metrics::counter!("flick_alerter_notifications_total", "outcome" => "dropped")
-                    .increment(1);
-                tracing::warn!(channel = %channel.name, "Too many notifications in flight; one dropped");
-                continue;
-            };
-            let this = self.clone();
-            let body = body.clone();
-            let event_id = event.id;
-            tokio::spawn(async move {
-                this.deliver(&channel, event_id, body).await;
-                drop(permit);
-            });
-        }
+            .clone()
     }
 
-    #[tracing::instrument(skip_all, fields(channel = %channel.name, event = %event_id))]
-    async fn deliver(&self, channel: &Channel, event_id: uuid::Uuid, body: bytes::Bytes) {
-        let give_up_at = Instant::now() + self.give_up_after;
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            if let Err(refused) = self.destinations.check_url(&channel.url).await {
-                let unresolved = matches!(refused, Refused::Unresolved { .. });
-                let delay = backoff.next_delay();
-                // A name that does not resolve may come back; a forbidden address will not.
-                if unresolved && Instant::now() + delay <= give_up_at {
-                    tracing::warn!(attempt, reason = %refused, "Notification not sent; retrying");
-                    tokio::time::sleep(delay).await;
-                    continue;
-                }
-                metrics::counter!("flick_alerter_notifications_total", "outcome" => "refused")
-                    .increment(1);
-                tracing::error!(reason = %refused, "Notification refused: its destination is not allowed");
-                return;
-            }
-            let timestamp = chrono::Utc::now().timestamp();
-            let mut request = self
-                .http
-                .post(&channel.url)
-                .header("content-type", "application/json")
-                .header("x-flick-event-id", event_id.to_string())
-                .header("x-flick-timestamp", timestamp.to_string())
-                .header("x-flick-attempt", attempt.to_string());
-            if let Some(secret) = &channel.signing_secret {
-                request = request.header("x-flick-signature", signature(secret, timestamp, &body));
-            }
-            for (name, value) in &channel.headers {
-                request = request.header(name, value);
-            }
-            let outcome = request.body(body.clone()).send().await;
-            let retry = match &outcome {
-                Ok(response) if response.status().is_redirection() => false,
-                Ok(response) if response.status().is_success() => {
-                    metrics::counter!("flick_alerter_notifications_total", "outcome" => "delivered").increment(1);
-                    tracing::debug!(attempt, "Notification delivered");
-                    return;
-                }
-                Ok(response) => {
-                    let status = response.status();
-                    status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429
-                }
-                Err(_) => true,
-            };
-            let reason = match outcome {
-                Ok(response) if response.status().is_redirection() => format!(
-                    "HTTP {}: redirects are not followed (point the channel at the final URL)",
-                    response.status()
-                ),
-                Ok(response) => format!("HTTP {}", response.status()),
-                Err(err) => err.to_string(),
-            };
-            metrics::counter!("flick_alerter_notification_failures_total").increment(1);
-            let delay = backoff.next_delay();
-            if !retry || Instant::now() + delay > give_up_at {
-                metrics::counter!("flick_alerter_notifications_total", "outcome" => "given_up")
-                    .increment(1);
-                tracing::error!(attempt, reason, "Notification given up");
-                return;
-            }
-            tracing::warn!(
-                attempt,
-                reason,
-                retry_in_ms = delay.as_millis() as u64,
-                "Notification failed; retrying"
-            );
-            tokio::time::sleep(delay).await;
-        }
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn destinations(&self) -> &Destinations {
+        &self.destinations
+    }
+
+    /// A slot for one more delivery in flight, if there is one.
+    pub fn slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.in_flight.clone().try_acquire_owned().ok()
+    }
+
+    pub fn give_up_after(&self) -> Duration {
+        self.give_up_after
     }
 }
 

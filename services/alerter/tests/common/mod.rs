@@ -46,6 +46,7 @@ impl Harness {
         a.offline_timeout_secs = 3;
         a.lease_poll_ms = 200;
         a.reload_interval_ms = 500;
+        a.notify_group_secs = 0;
         a.ops_listen = String::new();
         config
     }
@@ -80,6 +81,7 @@ impl Harness {
                 .env("FLICK_ALERTER__OFFLINE_TIMEOUT_SECS", "3")
                 .env("FLICK_ALERTER__LEASE_POLL_MS", "200")
                 .env("FLICK_ALERTER__RELOAD_INTERVAL_MS", "500")
+                .env("FLICK_ALERTER__NOTIFY_GROUP_SECS", "0")
                 .env("FLICK_ALERTER__OPS_LISTEN", "")
                 .env(
                     "RUST_LOG",

@@ -108,7 +108,7 @@ fn warning_and_critical_of_one_sample_page_once_with_the_critical() {
     let world = World::default();
     let plan = incidents.take(
         &[warning.firing(), critical.firing()],
-        &[ops.clone()],
+        std::slice::from_ref(&ops),
         &world,
         t0(),
     );
@@ -120,7 +120,7 @@ fn warning_and_critical_of_one_sample_page_once_with_the_critical() {
     // Both resolve: only the critical one was sent, so only its resolution is.
     let plan = incidents.take(
         &[critical.resolved(), warning.resolved()],
-        &[ops.clone()],
+        std::slice::from_ref(&ops),
         &world,
         t0(),
     );
@@ -137,17 +137,32 @@ fn a_warning_that_escalates_is_followed_by_its_critical_and_de_escalation_sends_
     let critical = alert("web-1", "cpu", AlertSeverity::Critical);
     let mut incidents = Incidents::default();
     let world = World::default();
-    let plan = incidents.take(&[warning.firing()], &[ops.clone()], &world, t0());
+    let plan = incidents.take(
+        &[warning.firing()],
+        std::slice::from_ref(&ops),
+        &world,
+        t0(),
+    );
     assert_eq!(
         sent(&plan.notices, &ops),
         [(warning.id, AlertState::Firing)]
     );
-    let plan = incidents.take(&[critical.firing()], &[ops.clone()], &world, t0());
+    let plan = incidents.take(
+        &[critical.firing()],
+        std::slice::from_ref(&ops),
+        &world,
+        t0(),
+    );
     assert_eq!(
         sent(&plan.notices, &ops),
         [(critical.id, AlertState::Firing)]
     );
-    let plan = incidents.take(&[critical.resolved()], &[ops.clone()], &world, t0());
+    let plan = incidents.take(
+        &[critical.resolved()],
+        std::slice::from_ref(&ops),
+        &world,
+        t0(),
+    );
     assert_eq!(
         sent(&plan.notices, &ops),
         [(critical.id, AlertState::Resolved)]
@@ -163,7 +178,7 @@ fn offline_withholds_the_servers_metric_alerts_and_their_resolutions() {
     let world = World::default();
     let plan = incidents.take(
         &[offline.firing(), disk.firing()],
-        &[ops.clone()],
+        std::slice::from_ref(&ops),
         &world,
         t0(),
     );
@@ -171,7 +186,7 @@ fn offline_withholds_the_servers_metric_alerts_and_their_resolutions() {
         sent(&plan.notices, &ops),
         [(offline.id, AlertState::Firing)]
     );
-    let plan = incidents.take(&[disk.resolved()], &[ops.clone()], &world, t0());
+    let plan = incidents.take(&[disk.resolved()], std::slice::from_ref(&ops), &world, t0());
     assert!(plan.is_empty(), "{plan:?}");
 }
 
@@ -186,7 +201,7 @@ fn fifty_servers_offline_in_one_window_are_one_notice() {
         .collect();
     let events: Vec<_> = alerts.iter().map(Alert::firing).collect();
     let mut incidents = Incidents::default();
-    let plan = incidents.take(&events, &[ops.clone()], &World::default(), t0());
+    let plan = incidents.take(&events, std::slice::from_ref(&ops), &World::default(), t0());
     assert_eq!(plan.notices.len(), 1);
     assert_eq!(plan.notices[0].1.len(), 50);
 }
@@ -259,19 +274,19 @@ fn a_silenced_alert_is_sent_when_the_silence_ends_if_it_still_fires() {
         ..World::default()
     };
     let mut incidents = Incidents::default();
-    let plan = incidents.take(&[cpu.firing()], &[ops.clone()], &world, t0());
+    let plan = incidents.take(&[cpu.firing()], std::slice::from_ref(&ops), &world, t0());
     assert!(plan.is_empty(), "silenced: {plan:?}");
     let plan = incidents.tick(
-        &[ops.clone()],
+        std::slice::from_ref(&ops),
         |_| None,
         &world,
         until - Duration::seconds(1),
     );
     assert!(plan.is_empty(), "still silenced: {plan:?}");
-    let plan = incidents.tick(&[ops.clone()], |_| None, &world, until);
+    let plan = incidents.tick(std::slice::from_ref(&ops), |_| None, &world, until);
     assert_eq!(sent(&plan.notices, &ops), [(cpu.id, AlertState::Firing)]);
     let plan = incidents.tick(
-        &[ops.clone()],
+        std::slice::from_ref(&ops),
         |_| None,
         &world,
         until + Duration::minutes(1),
@@ -285,15 +300,30 @@ fn repeats_come_every_interval_unless_acknowledged() {
     let cpu = alert("web-1", "cpu", AlertSeverity::Critical);
     let mut world = World::default();
     let mut incidents = Incidents::default();
-    incidents.take(&[cpu.firing()], &[ops.clone()], &world, t0());
+    incidents.take(&[cpu.firing()], std::slice::from_ref(&ops), &world, t0());
     let every = |_: &Channel| Some(Duration::minutes(30));
-    let plan = incidents.tick(&[ops.clone()], every, &world, t0() + Duration::minutes(29));
+    let plan = incidents.tick(
+        std::slice::from_ref(&ops),
+        every,
+        &world,
+        t0() + Duration::minutes(29),
+    );
     assert!(plan.is_empty());
-    let plan = incidents.tick(&[ops.clone()], every, &world, t0() + Duration::minutes(30));
+    let plan = incidents.tick(
+        std::slice::from_ref(&ops),
+        every,
+        &world,
+        t0() + Duration::minutes(30),
+    );
     assert_eq!(sent(&plan.repeats, &ops), [(cpu.id, AlertState::Firing)]);
     assert!(plan.notices.is_empty());
     world.acked.push(("web-1".into(), "cpu".into()));
-    let plan = incidents.tick(&[ops.clone()], every, &world, t0() + Duration::minutes(90));
+    let plan = incidents.tick(
+        std::slice::from_ref(&ops),
+        every,
+        &world,
+        t0() + Duration::minutes(90),
+    );
     assert!(plan.is_empty(), "acknowledged: {plan:?}");
 }
 
