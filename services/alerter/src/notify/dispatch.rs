@@ -70,7 +70,7 @@ pub async fn run(
             () = wake.notified() => {}
             _ = tick.tick() => {}
         }
-        let result = this.step(&mut incidents, &mut first_waiting, &term).await;
+        let result = this.step(&mut incidents, &mut first_waiting).await;
         if let Err(err) = result {
             tracing::warn!(error = %err, "Cannot notify; reading the notified state again");
             match resume(&this.pool, epoch).await {
