@@ -301,3 +301,35 @@ async fn a_new_leader_neither_repages_nor_forgets_where_the_resolution_goes() {
     );
     second.stop().await;
 }
+
+#[tokio::test]
+async fn send_test_goes_through_the_leader_and_every_attempt_is_recorded() {
+    let harness = Harness::new().await;
+    let ops = Receiver::start(&harness.db.pool, "ops").await;
+    let alerter = harness.start(config(&harness, 0, 600));
+    harness.wait_for_leader(0).await;
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO notification_tests (id, channel_id) SELECT $1, id FROM notification_channels",
+    )
+    .bind(id)
+    .execute(&harness.db.pool)
+    .await
+    .expect("ask for a test");
+    let notices = ops.wait_for(1).await;
+    assert_eq!(
+        notices,
+        [Vec::<AlertEvent>::new()],
+        "one test notice, no transitions"
+    );
+    let (status, test, attempts): (String, bool, i64) = sqlx::query_as(
+        "SELECT status, test, (SELECT count(*) FROM notification_attempts WHERE notification_id = n.id)
+         FROM notifications n WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&harness.db.pool)
+    .await
+    .expect("the notice is recorded");
+    assert_eq!((status.as_str(), test, attempts), ("delivered", true, 1));
+    alerter.stop().await;
+}

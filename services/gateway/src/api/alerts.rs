@@ -121,7 +121,8 @@ async fn list_alerts(
     })))
 }
 
-/// Acknowledges an alert: someone is on it. Acknowledging twice keeps the first.
+/// Acknowledges an alert: someone is on it. Acknowledging twice keeps the first. While the
+/// alert fires, its incident is acknowledged too: no repeats, no new page while it flaps.
 #[utoipa::path(post, path = "/alerts/{id}/ack", tag = "alerts", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Alert id")),
     responses((status = 200, body = Alert), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -144,6 +145,18 @@ async fn acknowledge(
         "UPDATE alerts SET acknowledged_at = COALESCE(acknowledged_at, now()),
                 acknowledged_by = COALESCE(acknowledged_by, $2)
          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(user.id)
+    .execute(&state.pool)
+    .await?;
+    // The incident (its server and metric) while it lasts: the alerter sends no repeats and
+    // no new page while it flaps.
+    sqlx::query(
+        "INSERT INTO alert_acks (server_id, metric, acked_by, author)
+         SELECT a.server_id, a.metric, $2, u.email FROM alerts a, users u
+         WHERE a.id = $1 AND u.id = $2 AND a.state = 'firing'
+         ON CONFLICT (server_id, metric) DO NOTHING",
     )
     .bind(id)
     .bind(user.id)

@@ -10,9 +10,11 @@ mod enrollments;
 pub mod history;
 pub mod install;
 mod logs;
+mod notifications;
 mod ops;
 mod page;
 pub mod servers;
+mod silences;
 mod thresholds;
 
 use axum::Router;
@@ -61,6 +63,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(thresholds::router())
         .merge(alerts::router())
         .merge(channels::router())
+        .merge(silences::router())
+        .merge(notifications::router())
         .merge(enrollments::router())
         .merge(logs::router())
         .merge(crate::live::router());
