@@ -65,7 +65,8 @@ type Row = (
 
 async fn with_attempts(state: &AppState, rows: Vec<Row>) -> ApiResult<Vec<Notification>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
-    let attempts: Vec<(Uuid, i32, DateTime<Utc>, String, f64, Option<String>)> = sqlx::query_as(
+    type AttemptRow = (Uuid, i32, DateTime<Utc>, String, f64, Option<String>);
+    let attempts: Vec<AttemptRow> = sqlx::query_as(
         "SELECT notification_id, attempt, at, outcome, latency_ms, error FROM notification_attempts
          WHERE notification_id = ANY($1) ORDER BY notification_id, attempt",
     )
