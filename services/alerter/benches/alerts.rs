@@ -7,7 +7,12 @@
 //!    every 7 s; for each `AlertEvent` received, the time from the publication of the sample that
 //!    completed the transition (its timestamp) to the event's arrival: p50, p99, max.
 //!
-//! `cargo bench -p flick-alerter --bench alerts` (`FLICK_BENCH_SECS` sets the live phase, 60 s).
+//! 4. Sample-to-notification latency: 50 servers crossing the CPU thresholds every 3 s, `for: 0`,
+//!    grouping off, a webhook receiver on loopback; for each transition in a notice, the time
+//!    from the sample's timestamp to the receiver accepting it: p50, p99, max.
+//!
+//! `cargo bench -p flick-alerter --bench alerts` (`FLICK_BENCH_SECS` sets the live phases, 60 s;
+//! `FLICK_BENCH_PHASE=notify` runs phase 4 alone).
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
@@ -60,8 +65,13 @@ fn rss_mb(pid: u32) -> f64 {
 }
 
 fn spawn_alerter(db: &TestDb, prefix: &str) -> Process {
+    spawn_alerter_with(db, prefix, &[])
+}
+
+fn spawn_alerter_with(db: &TestDb, prefix: &str, env: &[(&str, &str)]) -> Process {
     Process::spawn(
         Command::new(env!("CARGO_BIN_EXE_flick-alerter"))
+            .envs(env.iter().copied())
             .env("NATS_URL", testkit::nats_url())
             .env("FLICK_NATS__PREFIX", prefix)
             .env("DATABASE_URL", db.url())
@@ -108,6 +118,11 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(60);
+
+    if std::env::var("FLICK_BENCH_PHASE").as_deref() == Ok("notify") {
+        notification_latency(live_secs).await;
+        return;
+    }
 
     // 1. The state machine alone.
     let config = flick_alerter::Config::default();
@@ -245,4 +260,85 @@ async fn main() {
     let _ = js
         .delete_stream(subjects.stream_name(StreamKind::Metrics))
         .await;
+    notification_latency(live_secs).await;
+}
+
+/// Phase 4: from a sample's timestamp to a webhook receiver on loopback accepting its notice.
+async fn notification_latency(live_secs: u64) {
+    use std::sync::{Arc, Mutex};
+
+    let db = TestDb::new().await;
+    let subjects = testkit::unique_subjects();
+    let client = testkit::connect().await;
+    let js = async_nats::jetstream::new(client.clone());
+    flick_shared::streams::ensure_streams(&js, &subjects, &testkit::stream_settings(), &StreamKind::ALL)
+        .await
+        .unwrap();
+    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let recorded = latencies.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let recorded = recorded.clone();
+            async move {
+                let received = Utc::now();
+                let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let events: Vec<AlertEvent> = match value.get("events") {
+                    Some(events) => serde_json::from_value(events.clone()).unwrap_or_default(),
+                    None => serde_json::from_value(value).into_iter().collect(),
+                };
+                let mut recorded = recorded.lock().unwrap();
+                for event in events {
+                    recorded.push((received - event.at).num_microseconds().unwrap_or(0) as f64 / 1_000.0);
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    sqlx::query("INSERT INTO notification_channels (id, name, url) VALUES ($1, 'bench', $2)")
+        .bind(uuid::Uuid::new_v4())
+        .bind(&url)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let _alerter = spawn_alerter_with(
+        &db,
+        subjects.prefix(),
+        &[
+            ("FLICK_ALERTER__FOR_SECS", "0"),
+            ("FLICK_ALERTER__NOTIFY_GROUP_SECS", "0"),
+            ("FLICK_NOTIFY__ALLOW_HOSTS", "127.0.0.1"),
+        ],
+    );
+    wait_leading(&db).await;
+    let servers: Vec<ServerId> = (0..50)
+        .map(|i| ServerId::parse(format!("page-{i:02}")).unwrap())
+        .collect();
+    let started = Instant::now();
+    for second in 0..live_secs as i64 {
+        let at = flick_collector::now_millis();
+        let batch: Vec<MetricSample> = servers
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let hot = ((second + i as i64) / 3) % 2 == 0;
+                MetricSample::minimal(id.clone(), at, if hot { 97.0 } else { 20.0 }, 40.0, 50.0, 1_000)
+            })
+            .collect();
+        testkit::publish_samples(&js, &subjects, &batch, true).await;
+        let next = started + Duration::from_secs(second as u64 + 1);
+        tokio::time::sleep(next.saturating_duration_since(Instant::now())).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut latencies = latencies.lock().unwrap().clone();
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "sample to notification, 50 servers crossing every 3 s for {live_secs} s (for: 0, grouping off, webhook on loopback): {} transitions notified, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (goal: p99 < 2 s)",
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(f64::NAN)
+    );
 }

@@ -134,17 +134,25 @@ export function register(email: string, password: string, remember: boolean): Pr
   return open('/auth/register', email, password, remember);
 }
 
-/** Ends the session here and on the gateway (its tokens are revoked, the cookie cleared). */
+/** Ends the session on the gateway (its tokens are revoked, the cookie cleared), then here.
+ * The page waits for the answer (at most 5 s) before it leaves, and the request outlives the
+ * page (`keepalive`): signing out and closing the tab at once still ends the session. */
 export async function signOut(reason: string | null = null): Promise<void> {
   const s = current;
   endReason = reason;
-  mark(null);
-  set(null, 'signout');
   try {
-    await request('POST', '/auth/logout', { body: {}, token: s?.accessToken ?? null });
+    await request('POST', '/auth/logout', {
+      body: {},
+      token: s?.accessToken ?? null,
+      keepalive: true,
+      signal: AbortSignal.timeout(5_000),
+    });
   } catch {
     // Signed out here whatever the gateway says; its tokens expire on their own.
   }
+  endReason = reason;
+  mark(null);
+  set(null, 'signout');
 }
 
 async function withLock<T>(work: () => Promise<T>): Promise<T> {

@@ -59,6 +59,8 @@ export interface RequestOptions {
   body?: unknown;
   token?: string | null;
   signal?: AbortSignal;
+  /** The request outlives the page (sign-out before the tab closes). */
+  keepalive?: boolean;
 }
 
 /** One request to the gateway's API (`path` under `/api/v1`). */
@@ -74,6 +76,7 @@ export async function request<T>(method: string, path: string, options: RequestO
       body: options.body === undefined ? null : JSON.stringify(options.body),
       signal: options.signal ?? null,
       credentials: 'same-origin',
+      keepalive: options.keepalive ?? false,
     });
   } catch (err) {
     if ((err as Error).name === 'AbortError') throw err;
