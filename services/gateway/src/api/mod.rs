@@ -12,6 +12,7 @@ pub mod install;
 mod logs;
 mod ops;
 mod page;
+mod preview;
 pub mod servers;
 mod thresholds;
 
@@ -59,6 +60,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(servers::router())
         .merge(history::router())
         .merge(thresholds::router())
+        .merge(preview::router())
         .merge(alerts::router())
         .merge(channels::router())
         .merge(enrollments::router())
