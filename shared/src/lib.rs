@@ -5,7 +5,7 @@
 //! Keeping these in one crate is what lets the services be deployed, scaled and restarted
 //! independently while still speaking one versioned public interface.
 
-pub mod alert_defaults;
+pub mod alerting;
 pub mod backoff;
 pub mod batch;
 pub mod config;

@@ -1,8 +1,6 @@
 //! The alerter's configuration: `[nats]`, `[streams]`, `[database]`, `[log]`, `[encryption]`,
 //! `[alerter]`, `[notify]`.
 
-use std::collections::HashMap;
-
 use serde::Deserialize;
 
 use flick_shared::config::{
@@ -10,9 +8,10 @@ use flick_shared::config::{
     StreamSettings, Validate, check,
 };
 
-use flick_shared::alert_defaults as defaults;
+use flick_shared::alerting::defaults::{self, Figures};
+use flick_shared::alerting::validate::{self, Field};
 
-use crate::rules::{Metric, Rule, RuleSet};
+use crate::rules::{Metric, RuleSet};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -97,34 +96,45 @@ impl AlerterSettings {
         OpsSettings::on(&self.ops_listen)
     }
 
+    /// The figures of this section that make the default rules.
+    pub fn figures(&self) -> Figures {
+        Figures {
+            cpu: (self.cpu_warning, self.cpu_critical),
+            memory: (self.memory_warning, self.memory_critical),
+            disk: (self.disk_warning, self.disk_critical),
+            for_secs: self.for_secs,
+            margin: self.margin,
+            offline_timeout_secs: self.offline_timeout_secs,
+        }
+    }
+
     /// The rules that apply where `alert_rules` has no row.
     pub fn default_rules(&self) -> RuleSet {
-        let hold = chrono::Duration::seconds(i64::from(self.for_secs));
-        let rule = |warning, critical| Rule {
-            warning: Some(warning),
-            critical: Some(critical),
-            hold,
-            margin: self.margin,
-            enabled: true,
-        };
-        RuleSet::new(HashMap::from([
-            (Metric::Cpu, rule(self.cpu_warning, self.cpu_critical)),
-            (
-                Metric::Memory,
-                rule(self.memory_warning, self.memory_critical),
-            ),
-            (Metric::Disk, rule(self.disk_warning, self.disk_critical)),
-            (
-                Metric::Offline,
-                Rule {
-                    warning: None,
-                    critical: None,
-                    hold: chrono::Duration::seconds(i64::from(self.offline_timeout_secs)),
-                    margin: 0.0,
-                    enabled: true,
-                },
-            ),
-        ]))
+        self.figures().rules()
+    }
+}
+
+impl AlerterSettings {
+    /// The same checks as every rule set through the gateway: a default the dashboard would
+    /// refuse is refused here too, naming the setting.
+    fn validate_default_rules(&self) -> Result<(), ConfigError> {
+        let rules = self.default_rules();
+        for metric in Metric::ALL {
+            validate::check(metric, &rules.default_rule(metric))
+                .map_err(|err| ConfigError::new(setting(metric, err.field), err.message))?;
+        }
+        Ok(())
+    }
+}
+
+/// The setting of `[alerter]` a refused part of a default rule comes from.
+fn setting(metric: Metric, field: Field) -> String {
+    match (metric, field) {
+        (Metric::Offline, _) => "alerter.offline_timeout_secs".to_owned(),
+        (_, Field::ForSecs) => "alerter.for_secs".to_owned(),
+        (_, Field::Margin) => "alerter.margin".to_owned(),
+        (_, Field::Warning) => format!("alerter.{}_warning", metric.as_str()),
+        (_, Field::Critical) => format!("alerter.{}_critical", metric.as_str()),
     }
 }
 
@@ -143,32 +153,7 @@ impl Validate for Config {
         self.encryption.validate()?;
         self.notify.validate()?;
         let a = &self.alerter;
-        for (metric, warning, critical) in [
-            ("cpu", a.cpu_warning, a.cpu_critical),
-            ("memory", a.memory_warning, a.memory_critical),
-            ("disk", a.disk_warning, a.disk_critical),
-        ] {
-            for (name, value) in [("warning", warning), ("critical", critical)] {
-                check(
-                    &format!("alerter.{metric}_{name}"),
-                    (0.0..=100.0).contains(&value),
-                    || format!("{value} is not a percentage"),
-                )?;
-            }
-            check(
-                &format!("alerter.{metric}_warning"),
-                warning <= critical,
-                || format!("{warning} is above alerter.{metric}_critical ({critical})"),
-            )?;
-        }
-        check("alerter.margin", (0.0..=50.0).contains(&a.margin), || {
-            format!("{} is not in 0..=50", a.margin)
-        })?;
-        check(
-            "alerter.offline_timeout_secs",
-            a.offline_timeout_secs >= 2,
-            || "must be at least 2".into(),
-        )?;
+        a.validate_default_rules()?;
         check(
             "alerter.batch_size",
             (1..=50_000).contains(&a.batch_size),
@@ -180,5 +165,60 @@ impl Validate for Config {
             || format!("{} is not in 50..=10000", a.lease_poll_ms),
         )?;
         a.ops().validate("alerter.ops_listen")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_default_rule_the_gateway_would_refuse_is_refused_naming_its_setting() {
+        assert!(AlerterSettings::default().validate_default_rules().is_ok());
+        let cases = [
+            (
+                AlerterSettings {
+                    disk_warning: 99.0,
+                    ..Default::default()
+                },
+                "alerter.disk_warning",
+            ),
+            (
+                AlerterSettings {
+                    memory_critical: 101.0,
+                    ..Default::default()
+                },
+                "alerter.memory_critical",
+            ),
+            (
+                AlerterSettings {
+                    margin: 60.0,
+                    ..Default::default()
+                },
+                "alerter.margin",
+            ),
+            (
+                AlerterSettings {
+                    for_secs: 90_000,
+                    ..Default::default()
+                },
+                "alerter.for_secs",
+            ),
+            (
+                AlerterSettings {
+                    offline_timeout_secs: 1,
+                    ..Default::default()
+                },
+                "alerter.offline_timeout_secs",
+            ),
+        ];
+        for (settings, setting) in cases {
+            let err = settings.validate_default_rules().expect_err(setting);
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("invalid configuration: {setting}: ")),
+                "{setting}: {err}"
+            );
+        }
     }
 }

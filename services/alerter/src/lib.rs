@@ -7,14 +7,23 @@
 //! others stand by and take over within a second or two of its death (see [`leader`]).
 
 pub mod config;
-pub mod evaluate;
+pub mod defaults;
 pub mod leader;
 mod lease;
 pub mod notify;
 mod publish;
-pub mod rules;
 pub mod store;
 mod watch;
+
+/// The evaluator lives in the shared crate (the gateway's threshold preview replays the same
+/// code); this path is kept for the alerter's own modules.
+pub mod evaluate {
+    pub use flick_shared::alerting::evaluate::*;
+    pub use flick_shared::alerting::threshold;
+}
+
+/// The rule model lives in the shared crate; this path is kept for the alerter's own modules.
+pub use flick_shared::alerting::rules;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +41,7 @@ use flick_shared::{Subjects, db, nats, ops};
 
 use config::AlerterSettings;
 pub use config::Config;
+use defaults::Record;
 use notify::Notifier;
 use rules::RuleSet;
 use store::Store;
@@ -115,9 +125,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         subjects,
         settings: settings.clone(),
     };
+    defaults::record_or_warn(&pool, &ctx.defaults, &ctx.leader_name, Record::IfAbsent).await;
     tracing::info!(replica = %ctx.leader_name, "Alerter started");
     let poll = Duration::from_millis(settings.lease_poll_ms);
     while let Some(lease) = lease::acquire(&db_options, &stream, poll, &shutdown).await {
+        // The leader's defaults are the ones applied: they replace whatever a standby recorded.
+        defaults::record_or_warn(&pool, &ctx.defaults, &ctx.leader_name, Record::Overwrite).await;
         match leader::lead(&ctx, lease, &shutdown).await {
             Ok(end) => tracing::info!(?end, "Leadership term ended"),
             Err(err) => {

@@ -39,8 +39,8 @@ struct FlickService {
     binary: &'static str,
     /// The sections of the service's `Config` struct.
     sections: &'static [&'static str],
-    /// Sections read only in part, which accept keys they do not know: the gateway reads the
-    /// alerter's default thresholds and nothing else of `[alerter]`.
+    /// Sections read only in part, which accept keys they do not know (none today: the gateway
+    /// no longer reads `[alerter]`, it shows the defaults the alerter recorded).
     lenient: &'static [&'static str],
     /// The variable holding the address the health check probes (`host:port`, or a port).
     listener: Option<&'static str>,
@@ -93,11 +93,10 @@ const FLICK_SERVICES: &[FlickService] = &[
             "log",
             "encryption",
             "gateway",
-            "alerter",
             "notify",
             "enrollment",
         ],
-        lenient: &["alerter"],
+        lenient: &[],
         listener: Some("FLICK_GATEWAY__OPS_LISTEN"),
     },
 ];

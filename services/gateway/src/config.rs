@@ -1,11 +1,15 @@
 //! The gateway's configuration: `[nats]`, `[streams]`, `[database]`, `[log]`, `[encryption]`,
-//! `[gateway]`, `[notify]`, and the alert defaults of `[alerter]` (shown beside per-server
-//! overrides).
+//! `[gateway]`, `[notify]`, `[enrollment]`.
+//!
+//! The gateway no longer reads `[alerter]`: the default alert rules it shows are the ones the
+//! alerter recorded in `alert_defaults` (the built-in ones until an alerter has started), not a
+//! copy from the gateway's own environment that could differ from the rules in force. A
+//! configuration that still gives the gateway an `[alerter]` section (or `FLICK_ALERTER__*`
+//! variables) keeps starting: sections a service does not have are ignored.
 
 use serde::Deserialize;
 
 use flick_shared::Secret;
-use flick_shared::alert_defaults as defaults;
 use flick_shared::config::{
     ConfigError, DatabaseSettings, EncryptionSettings, LogSettings, NatsSettings, SecretKind,
     StreamSettings, Validate, check, check_secret,
@@ -20,8 +24,6 @@ pub struct Config {
     pub log: LogSettings,
     pub encryption: EncryptionSettings,
     pub gateway: GatewaySettings,
-    /// Read from the alerter's section; other keys of that section are the alerter's business.
-    pub alerter: AlertDefaults,
     /// Where notification channels may point (checked when one is created).
     pub notify: flick_shared::outbound::NotifySettings,
     /// Enrolling hosts (written by `flick init`).
@@ -267,37 +269,6 @@ impl GatewaySettings {
             .parse()
             .ok()
             .or_else(|| format!("[{}]:{}", self.host, self.port).parse().ok())
-    }
-}
-
-/// The default thresholds the alerter applies where `alert_rules` has no row.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct AlertDefaults {
-    pub cpu_warning: f64,
-    pub cpu_critical: f64,
-    pub memory_warning: f64,
-    pub memory_critical: f64,
-    pub disk_warning: f64,
-    pub disk_critical: f64,
-    pub for_secs: u32,
-    pub margin: f64,
-    pub offline_timeout_secs: u32,
-}
-
-impl Default for AlertDefaults {
-    fn default() -> Self {
-        Self {
-            cpu_warning: defaults::CPU.0,
-            cpu_critical: defaults::CPU.1,
-            memory_warning: defaults::MEMORY.0,
-            memory_critical: defaults::MEMORY.1,
-            disk_warning: defaults::DISK.0,
-            disk_critical: defaults::DISK.1,
-            for_secs: defaults::FOR_SECS,
-            margin: defaults::MARGIN,
-            offline_timeout_secs: defaults::OFFLINE_TIMEOUT_SECS,
-        }
     }
 }
 

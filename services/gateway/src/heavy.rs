@@ -138,3 +138,32 @@ pub async fn fetch_all<'q>(
     drop(connection);
     Ok(rows)
 }
+
+/// Like [`fetch_all`], but hands each row to `each` as it arrives instead of collecting them,
+/// so a long replay (the threshold preview) holds one row at a time. Returns the rows seen;
+/// `each` may stop the query early by failing.
+pub async fn for_each_row<'q>(
+    pool: &PgPool,
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    mut each: impl FnMut(PgRow) -> ApiResult<()>,
+) -> ApiResult<u64> {
+    use futures::TryStreamExt as _;
+    let mut guard = Cancellable {
+        connection: Some(pool.acquire().await?),
+    };
+    let connection = guard
+        .connection
+        .as_mut()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("connection taken")))?;
+    let mut seen = 0u64;
+    {
+        let mut rows = query.fetch(&mut **connection);
+        while let Some(row) = rows.try_next().await? {
+            seen += 1;
+            each(row)?;
+        }
+    }
+    let connection = guard.connection.take();
+    drop(connection);
+    Ok(seen)
+}

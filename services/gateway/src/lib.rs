@@ -134,7 +134,6 @@ pub async fn connect(config: &Config, shutdown: CancellationToken) -> anyhow::Re
         )),
         keys: Arc::new(keys),
         settings: Arc::new(config.gateway.clone()),
-        defaults: Arc::new(config.alerter.clone()),
         limits: Arc::new(limits::Limits::new(settings)),
         access: Arc::new(auth::access::Access::new(Duration::from_millis(
             settings.access_cache_ms,

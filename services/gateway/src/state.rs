@@ -12,7 +12,7 @@ use flick_shared::Subjects;
 use flick_shared::crypto::KeyRing;
 
 use crate::auth::tokens::JwtKeys;
-use crate::config::{AlertDefaults, GatewaySettings};
+use crate::config::GatewaySettings;
 use crate::limits::Limits;
 
 #[derive(Debug, Clone)]
@@ -24,7 +24,6 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub keys: Arc<KeyRing>,
     pub settings: Arc<GatewaySettings>,
-    pub defaults: Arc<AlertDefaults>,
     pub limits: Arc<Limits>,
     /// Account and session checks, cached for a few seconds.
     pub access: Arc<crate::auth::access::Access>,

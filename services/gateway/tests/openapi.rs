@@ -26,6 +26,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/servers/{id}/metrics"),
     ("get", "/api/v1/servers/{id}/thresholds"),
     ("put", "/api/v1/servers/{id}/thresholds"),
+    ("post", "/api/v1/servers/{id}/thresholds/preview"),
     ("get", "/api/v1/alerts"),
     ("post", "/api/v1/alerts/{id}/ack"),
     ("get", "/api/v1/notification-channels"),

@@ -13,6 +13,7 @@ mod logs;
 mod notifications;
 mod ops;
 mod page;
+mod preview;
 pub mod servers;
 mod silences;
 mod thresholds;
@@ -61,6 +62,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(servers::router())
         .merge(history::router())
         .merge(thresholds::router())
+        .merge(preview::router())
         .merge(alerts::router())
         .merge(channels::router())
         .merge(silences::router())

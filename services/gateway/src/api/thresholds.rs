@@ -1,13 +1,21 @@
 //! `/servers/{id}/thresholds`: the alert rules in force for one server, and per-server
 //! overrides of the defaults (the alerter re-reads them within seconds).
+//!
+//! The defaults shown are the ones the alerter recorded in `alert_defaults` (`defaultsFrom:
+//! "alerter"`), or the built-in ones while no alerter has started (`"built-in"`). Rules are
+//! checked with the shared validation the alerter applies to its own defaults.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, State};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+use flick_shared::alerting::rules::{self, Metric, RuleSet};
+use flick_shared::alerting::{defaults, validate};
 
 use super::access::{double_option, visible_server};
 use crate::auth::CurrentUser;
@@ -17,8 +25,6 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_thresholds, put_thresholds))
 }
-
-const METRICS: [&str; 4] = ["cpu", "memory", "disk", "offline"];
 
 /// One metric's rule as it applies to the server.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -33,12 +39,26 @@ pub struct Rule {
     /// Points below the threshold a value must fall to resolve.
     pub margin: f64,
     pub enabled: bool,
-    /// `default` (the alerter's configuration) or `server` (an override of this server).
+    /// `default` (the alerter's default, see `defaultsFrom`) or `server` (an override of this
+    /// server).
     pub source: &'static str,
 }
 
+impl Rule {
+    pub fn of(rule: &rules::Rule, source: &'static str) -> Self {
+        Rule {
+            warning: rule.warning,
+            critical: rule.critical,
+            for_secs: i32::try_from(rule.for_secs()).unwrap_or(i32::MAX),
+            margin: rule.margin,
+            enabled: rule.enabled,
+            source,
+        }
+    }
+}
+
 /// A rule to set. Omitted fields take the default's value.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuleChange {
     pub warning: Option<f64>,
@@ -46,6 +66,19 @@ pub struct RuleChange {
     pub for_secs: Option<i32>,
     pub margin: Option<f64>,
     pub enabled: Option<bool>,
+}
+
+impl RuleChange {
+    /// `base` with the fields this change gives replaced.
+    pub fn applied_to(&self, base: &rules::Rule) -> rules::Rule {
+        rules::Rule {
+            warning: self.warning.or(base.warning),
+            critical: self.critical.or(base.critical),
+            hold: chrono::Duration::seconds(self.for_secs.map_or(base.for_secs(), i64::from)),
+            margin: self.margin.unwrap_or(base.margin),
+            enabled: self.enabled.unwrap_or(base.enabled),
+        }
+    }
 }
 
 /// Rules to set, by metric. A metric set to `null` returns to the default; a metric left out is
@@ -73,55 +106,132 @@ pub struct Thresholds {
     pub server_id: String,
     /// By metric: `cpu`, `memory`, `disk`, `offline`.
     pub rules: BTreeMap<String, Rule>,
+    /// Where the defaults come from: `alerter` (recorded by the alerter from its configuration
+    /// when it started or took the lead) or `built-in` (no alerter has recorded any yet).
+    #[schema(value_type = String, example = "alerter")]
+    pub defaults_from: &'static str,
+    /// When the alerter recorded them; `null` for the built-in defaults.
+    pub defaults_recorded_at: Option<DateTime<Utc>>,
 }
 
-fn default_rule(state: &AppState, metric: &str) -> Rule {
-    let d = &state.defaults;
-    let (warning, critical, for_secs) = match metric {
-        "cpu" => (Some(d.cpu_warning), Some(d.cpu_critical), d.for_secs),
-        "memory" => (Some(d.memory_warning), Some(d.memory_critical), d.for_secs),
-        "disk" => (Some(d.disk_warning), Some(d.disk_critical), d.for_secs),
-        _ => (None, None, d.offline_timeout_secs),
-    };
-    Rule {
-        warning,
-        critical,
-        for_secs: i32::try_from(for_secs).unwrap_or(i32::MAX),
-        margin: d.margin,
-        enabled: true,
-        source: "default",
+/// The default rules in force and where they come from.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub rules: RuleSet,
+    pub from: &'static str,
+    pub recorded_at: Option<DateTime<Utc>>,
+}
+
+/// One `alert_defaults` row: metric, warning, critical, for_secs, margin, enabled, updated_at.
+type DefaultRow = (
+    String,
+    Option<f64>,
+    Option<f64>,
+    i32,
+    f64,
+    bool,
+    DateTime<Utc>,
+);
+
+/// The defaults the alerter recorded, else the built-in ones.
+pub async fn recorded_defaults(state: &AppState) -> ApiResult<Defaults> {
+    let rows: Vec<DefaultRow> = sqlx::query_as(
+        "SELECT metric, warning, critical, for_secs, margin, enabled, updated_at FROM alert_defaults",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let built_in = defaults::built_in();
+    if rows.is_empty() {
+        return Ok(Defaults {
+            rules: built_in,
+            from: "built-in",
+            recorded_at: None,
+        });
     }
+    let mut by_metric: HashMap<Metric, rules::Rule> = Metric::ALL
+        .iter()
+        .map(|m| (*m, built_in.default_rule(*m)))
+        .collect();
+    let mut recorded_at = None;
+    for (metric, warning, critical, for_secs, margin, enabled, updated_at) in rows {
+        let Some(metric) = Metric::parse(&metric) else {
+            continue;
+        };
+        by_metric.insert(
+            metric,
+            rules::Rule {
+                warning,
+                critical,
+                hold: chrono::Duration::seconds(i64::from(for_secs)),
+                margin,
+                enabled,
+            },
+        );
+        recorded_at = recorded_at.max(Some(updated_at));
+    }
+    Ok(Defaults {
+        rules: RuleSet::new(by_metric),
+        from: "alerter",
+        recorded_at,
+    })
+}
+
+/// The rules in force for one server: each metric's rule and whether it is the default.
+#[derive(Debug, Clone)]
+pub struct InForce {
+    pub defaults: Defaults,
+    pub rules: BTreeMap<Metric, (rules::Rule, &'static str)>,
 }
 
 type RuleRow = (String, Option<f32>, Option<f32>, i32, Option<f32>, bool);
 
-async fn thresholds_of(state: &AppState, server: &str) -> ApiResult<Thresholds> {
+/// The rules in force for `server`: its `alert_rules` rows over the defaults, read as the
+/// alerter reads them (a NULL margin is the default's).
+pub async fn in_force(state: &AppState, server: &str) -> ApiResult<InForce> {
+    let defaults = recorded_defaults(state).await?;
     let rows: Vec<RuleRow> = sqlx::query_as(
         "SELECT metric, warning, critical, for_secs, margin, enabled FROM alert_rules WHERE server_id = $1",
     )
     .bind(server)
     .fetch_all(&state.pool)
     .await?;
-    let mut rules: BTreeMap<String, Rule> = METRICS
+    let mut rules: BTreeMap<Metric, (rules::Rule, &'static str)> = Metric::ALL
         .iter()
-        .map(|m| ((*m).to_owned(), default_rule(state, m)))
+        .map(|m| (*m, (defaults.rules.default_rule(*m), "default")))
         .collect();
     for (metric, warning, critical, for_secs, margin, enabled) in rows {
+        let Some(metric) = Metric::parse(&metric) else {
+            continue;
+        };
+        let default = defaults.rules.default_rule(metric);
         rules.insert(
             metric,
-            Rule {
-                warning: warning.map(f64::from),
-                critical: critical.map(f64::from),
-                for_secs,
-                margin: margin.map_or(state.defaults.margin, f64::from),
-                enabled,
-                source: "server",
-            },
+            (
+                rules::Rule {
+                    warning: warning.map(f64::from),
+                    critical: critical.map(f64::from),
+                    hold: chrono::Duration::seconds(i64::from(for_secs)),
+                    margin: margin.map_or(default.margin, f64::from),
+                    enabled,
+                },
+                "server",
+            ),
         );
     }
+    Ok(InForce { defaults, rules })
+}
+
+async fn thresholds_of(state: &AppState, server: &str) -> ApiResult<Thresholds> {
+    let in_force = in_force(state, server).await?;
     Ok(Thresholds {
         server_id: server.to_owned(),
-        rules,
+        rules: in_force
+            .rules
+            .iter()
+            .map(|(metric, (rule, source))| (metric.as_str().to_owned(), Rule::of(rule, source)))
+            .collect(),
+        defaults_from: in_force.defaults.from,
+        defaults_recorded_at: in_force.defaults.recorded_at,
     })
 }
 
@@ -141,42 +251,33 @@ async fn get_thresholds(
 /// warning, critical, for_secs, margin, enabled: an `alert_rules` row.
 type RuleValues = (Option<f64>, Option<f64>, i32, Option<f64>, bool);
 
-fn check(metric: &str, change: &RuleChange, default: &Rule) -> ApiResult<RuleValues> {
-    let invalid = |message: String| Err(ApiError::unprocessable(format!("{metric}: {message}")));
-    let for_secs = change.for_secs.unwrap_or(default.for_secs);
-    let enabled = change.enabled.unwrap_or(true);
-    if metric == "offline" {
-        if change.warning.is_some() || change.critical.is_some() || change.margin.is_some() {
-            return invalid("offline takes only forSecs and enabled".into());
-        }
-        if !(2..=86_400).contains(&for_secs) {
-            return invalid("forSecs must be 2 to 86400".into());
-        }
-        return Ok((None, None, for_secs, None, enabled));
-    }
-    let warning = change.warning.or(default.warning);
-    let critical = change.critical.or(default.critical);
-    for (name, value) in [("warning", warning), ("critical", critical)] {
-        if let Some(value) = value
-            && !(value.is_finite() && (0.0..=100.0).contains(&value))
-        {
-            return invalid(format!("{name} must be a percentage (0 to 100)"));
-        }
-    }
-    if let (Some(w), Some(c)) = (warning, critical)
-        && w > c
+/// Checks `change` applied to the default as a rule of `metric` (the shared validation);
+/// returns what to store (an omitted margin stays NULL: the default's hysteresis).
+fn check(metric: Metric, change: &RuleChange, default: &rules::Rule) -> ApiResult<RuleValues> {
+    let name = metric.as_str();
+    if metric == Metric::Offline
+        && (change.warning.is_some() || change.critical.is_some() || change.margin.is_some())
     {
-        return invalid("warning must not be above critical".into());
+        return Err(ApiError::unprocessable(format!(
+            "{name}: offline takes only forSecs and enabled"
+        )));
     }
-    if !(0..=86_400).contains(&for_secs) {
-        return invalid("forSecs must be 0 to 86400".into());
+    let rule = RuleChange {
+        enabled: Some(change.enabled.unwrap_or(true)),
+        ..*change
     }
-    if let Some(margin) = change.margin
-        && !(margin.is_finite() && (0.0..=50.0).contains(&margin))
-    {
-        return invalid("margin must be 0 to 50".into());
-    }
-    Ok((warning, critical, for_secs, change.margin, enabled))
+    .applied_to(default);
+    validate::check(metric, &rule)
+        .map_err(|err| ApiError::unprocessable(format!("{name}: {err}")))?;
+    let for_secs = i32::try_from(rule.for_secs())
+        .map_err(|_| ApiError::unprocessable(format!("{name}: forSecs is out of range")))?;
+    Ok((
+        rule.warning,
+        rule.critical,
+        for_secs,
+        change.margin,
+        rule.enabled,
+    ))
 }
 
 /// Sets per-server rules. The body maps metrics to rules; a metric mapped to `null` returns to
@@ -194,11 +295,12 @@ async fn put_thresholds(
 ) -> ApiResult<ApiJson<Thresholds>> {
     let server = visible_server(&state, &user, &id).await?;
     let changes = [
-        ("cpu", body.cpu),
-        ("memory", body.memory),
-        ("disk", body.disk),
-        ("offline", body.offline),
+        (Metric::Cpu, body.cpu),
+        (Metric::Memory, body.memory),
+        (Metric::Disk, body.disk),
+        (Metric::Offline, body.offline),
     ];
+    let defaults = recorded_defaults(&state).await?;
     let mut tx = state.pool.begin().await?;
     for (metric, change) in changes {
         let Some(change) = change else { continue };
@@ -206,13 +308,13 @@ async fn put_thresholds(
             None => {
                 sqlx::query("DELETE FROM alert_rules WHERE server_id = $1 AND metric = $2")
                     .bind(&server.id)
-                    .bind(metric)
+                    .bind(metric.as_str())
                     .execute(&mut *tx)
                     .await?;
             }
             Some(change) => {
                 let (warning, critical, for_secs, margin, enabled) =
-                    check(metric, &change, &default_rule(&state, metric))?;
+                    check(metric, &change, &defaults.rules.default_rule(metric))?;
                 sqlx::query(
                     "INSERT INTO alert_rules (server_id, metric, warning, critical, for_secs, margin, enabled, updated_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, now())
@@ -221,7 +323,7 @@ async fn put_thresholds(
                          enabled = EXCLUDED.enabled, updated_at = now()",
                 )
                 .bind(&server.id)
-                .bind(metric)
+                .bind(metric.as_str())
                 .bind(warning.map(|v| v as f32))
                 .bind(critical.map(|v| v as f32))
                 .bind(for_secs)

@@ -9,6 +9,7 @@ import type {
   History,
   LogEntry,
   Page,
+  Preview,
   RuleChange,
   RuleMetric,
   Server,
@@ -59,6 +60,10 @@ export const api = {
   thresholds: (id: string) => authed<Thresholds>('GET', `/servers/${encodeURIComponent(id)}/thresholds`),
   setThresholds: (id: string, changes: Partial<Record<RuleMetric, RuleChange | null>>) =>
     authed<Thresholds>('PUT', `/servers/${encodeURIComponent(id)}/thresholds`, undefined, changes),
+  previewThresholds: (
+    id: string,
+    body: { metric: 'cpu' | 'memory' | 'disk'; rule: RuleChange; from: string; to: string },
+  ) => authed<Preview>('POST', `/servers/${encodeURIComponent(id)}/thresholds/preview`, undefined, body),
   alerts: (query: Query, signal?: AbortSignal) => authed<Page<Alert>>('GET', '/alerts', query, undefined, signal),
   acknowledge: (id: string) => authed<Alert>('POST', `/alerts/${encodeURIComponent(id)}/ack`),
   logs: (query: Query, signal?: AbortSignal) => authed<Page<LogEntry>>('GET', '/logs', query, undefined, signal),

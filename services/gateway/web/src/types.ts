@@ -208,6 +208,29 @@ export interface Rule {
 export interface Thresholds {
   serverId: string;
   rules: Partial<Record<RuleMetric, Rule>>;
+  /** `alerter`: the defaults the alerter recorded; `built-in`: no alerter has recorded any yet. */
+  defaultsFrom?: 'alerter' | 'built-in';
+  defaultsRecordedAt?: string | null;
+}
+
+/** An alert a rule would have fired over stored samples (`POST …/thresholds/preview`). */
+export interface PreviewAlert {
+  alertId: string;
+  severity: 'warning' | 'critical';
+  firedAt: string;
+  resolvedAt: string | null;
+  peak: number;
+  threshold: number;
+}
+
+export interface Preview {
+  serverId: string;
+  metric: 'cpu' | 'memory' | 'disk';
+  from: string;
+  to: string;
+  rule: Rule;
+  samples: number;
+  alerts: PreviewAlert[];
 }
 
 export interface RuleChange {

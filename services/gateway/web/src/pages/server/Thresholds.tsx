@@ -1,12 +1,17 @@
-// The alert rules in force for a server (defaults or its own), editable.
+// The alert rules in force for a server (defaults or its own), editable; an edited rule can be
+// tried on the last hour of stored samples before it is saved.
 
 import { useState } from 'preact/hooks';
 import { api, errorText } from '../../api';
 import { ErrorText } from '../../components/common';
 import { METRIC_NAMES } from '../../lib/alerts';
-import type { Rule, RuleChange, RuleMetric, Thresholds } from '../../types';
+import { formatDateTime } from '../../lib/format';
+import { describePreviewAlert, lastHour, previewSummary } from '../../lib/preview';
+import type { Preview, Rule, RuleChange, RuleMetric, Thresholds } from '../../types';
 
 const METRICS: RuleMetric[] = ['cpu', 'memory', 'disk', 'offline'];
+/** The metrics a preview can replay (offline depends on silence, which samples do not show). */
+const SAMPLED = ['cpu', 'memory', 'disk'] as const;
 
 interface Draft {
   warning: string;
@@ -68,6 +73,7 @@ export function ThresholdsPanel({
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [saved, setSaved] = useState(false);
+  const [previews, setPreviews] = useState<Preview[] | null>(null);
 
   function draftsOf(t: Thresholds): Record<RuleMetric, Draft> {
     return Object.fromEntries(METRICS.map((m) => [m, draftOf(t.rules[m])])) as Record<RuleMetric, Draft>;
@@ -83,6 +89,30 @@ export function ThresholdsPanel({
       setDrafts(draftsOf(next));
       setEditing(false);
       setSaved(true);
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  /** Replays each sampled metric's edited rule over the last hour, one request at a time. */
+  const preview = async () => {
+    setBusy(true);
+    setError(null);
+    setPreviews(null);
+    try {
+      const range = lastHour(Date.now());
+      const results: Preview[] = [];
+      for (const m of SAMPLED) {
+        const change = changeOf(m, drafts[m]);
+        if (typeof change === 'string') {
+          setError(change);
+          return;
+        }
+        results.push(await api.previewThresholds(serverId, { metric: m, rule: change, ...range }));
+      }
+      setPreviews(results);
     } catch (err) {
       setError(errorText(err));
     } finally {
@@ -185,7 +215,34 @@ export function ThresholdsPanel({
           </tbody>
         </table>
       </div>
+      <p class="muted">
+        {thresholds.defaultsFrom === 'built-in'
+          ? 'Defaults: built-in (no alerter has reported the ones it applies yet).'
+          : `Defaults: as the alerter applies them${thresholds.defaultsRecordedAt ? ` (reported ${formatDateTime(thresholds.defaultsRecordedAt)})` : ''}.`}
+      </p>
       <ErrorText error={error} />
+      {previews ? (
+        <div class="preview" role="status" aria-label="Preview on the last hour">
+          <p>These rules would have fired, over the last hour:</p>
+          <ul>
+            {previews.map((p) => (
+              <li key={p.metric} data-preview={p.metric}>
+                <strong>{METRIC_NAMES[p.metric]}</strong>: {previewSummary(p.alerts)}{' '}
+                <span class="muted">({p.samples} samples)</span>
+                {p.alerts.length > 0 ? (
+                  <ul>
+                    {p.alerts.map((a) => (
+                      <li key={a.alertId} class={`sev-${a.severity}`}>
+                        {describePreviewAlert(a)}
+                      </li>
+                    ))}
+                  </ul>
+                ) : null}
+              </li>
+            ))}
+          </ul>
+        </div>
+      ) : null}
       {saved ? (
         <p class="notice" role="status">
           Saved. The alerter applies the new rules within a few seconds.
@@ -195,7 +252,10 @@ export function ThresholdsPanel({
         {editing ? (
           <>
             <button type="submit" disabled={busy}>
-              {busy ? 'Saving…' : 'Save thresholds'}
+              {busy ? 'Working…' : 'Save thresholds'}
+            </button>
+            <button type="button" class="secondary" disabled={busy} onClick={() => void preview()}>
+              Preview on the last hour
             </button>
             <button
               type="button"
@@ -204,6 +264,7 @@ export function ThresholdsPanel({
                 setDrafts(draftsOf(thresholds));
                 setEditing(false);
                 setError(null);
+                setPreviews(null);
               }}
             >
               Cancel

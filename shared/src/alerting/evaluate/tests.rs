@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use chrono::{Duration, TimeZone};
 
 use super::*;
-use crate::rules::Rule;
+use crate::alerting::rules::Rule;
 
 fn rules() -> RuleSet {
     let rule = |warning, critical| Rule {

@@ -1,13 +1,14 @@
-//! What is watched and at which thresholds: defaults from the configuration, per-server
-//! overrides from the `alert_rules` table (edited through the gateway).
+//! What is watched and at which thresholds: defaults from the alerter's configuration (recorded
+//! in `alert_defaults` for the gateway to show), per-server overrides from the `alert_rules`
+//! table (edited through the gateway).
 
 use std::collections::HashMap;
 
 use chrono::Duration;
 
-use flick_shared::wire::{AlertSeverity, MetricSample};
+use crate::wire::{AlertSeverity, MetricSample};
 
-use crate::evaluate::threshold::Threshold;
+use super::threshold::Threshold;
 
 /// A watched figure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,6 +23,8 @@ pub enum Metric {
 impl Metric {
     /// The metrics read from each sample.
     pub const SAMPLED: [Metric; 3] = [Metric::Cpu, Metric::Memory, Metric::Disk];
+    /// Every metric with a rule.
+    pub const ALL: [Metric; 4] = [Metric::Cpu, Metric::Memory, Metric::Disk, Metric::Offline];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -75,6 +78,42 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// What a metric without any rule gets: nothing fires.
+    pub const DISABLED: Rule = Rule {
+        warning: None,
+        critical: None,
+        hold: Duration::zero(),
+        margin: 0.0,
+        enabled: false,
+    };
+
+    /// An enabled rule of a percentage metric.
+    pub fn percent(warning: f64, critical: f64, for_secs: u32, margin: f64) -> Rule {
+        Rule {
+            warning: Some(warning),
+            critical: Some(critical),
+            hold: Duration::seconds(i64::from(for_secs)),
+            margin,
+            enabled: true,
+        }
+    }
+
+    /// The enabled `offline` rule: `timeout_secs` of silence fires it.
+    pub fn offline(timeout_secs: u32) -> Rule {
+        Rule {
+            warning: None,
+            critical: None,
+            hold: Duration::seconds(i64::from(timeout_secs)),
+            margin: 0.0,
+            enabled: true,
+        }
+    }
+
+    /// The `for` duration in whole seconds, as `alert_rules.for_secs` stores it.
+    pub fn for_secs(&self) -> i64 {
+        self.hold.num_seconds()
+    }
+
     pub fn threshold(&self, severity: AlertSeverity) -> Option<Threshold> {
         if !self.enabled {
             return None;
@@ -119,15 +158,16 @@ impl RuleSet {
     pub fn rule(&self, server: &str, metric: Metric) -> Rule {
         self.overrides
             .get(&(server.to_owned(), metric))
-            .or_else(|| self.defaults.get(&metric))
             .copied()
-            .unwrap_or(Rule {
-                warning: None,
-                critical: None,
-                hold: Duration::zero(),
-                margin: 0.0,
-                enabled: false,
-            })
+            .unwrap_or_else(|| self.default_rule(metric))
+    }
+
+    /// The rule for `metric` where no server overrides it; disabled if there is none.
+    pub fn default_rule(&self, metric: Metric) -> Rule {
+        self.defaults
+            .get(&metric)
+            .copied()
+            .unwrap_or(Rule::DISABLED)
     }
 }
 
@@ -136,13 +176,7 @@ mod tests {
     use super::*;
 
     fn rule(warning: f64, critical: f64) -> Rule {
-        Rule {
-            warning: Some(warning),
-            critical: Some(critical),
-            hold: Duration::seconds(10),
-            margin: 5.0,
-            enabled: true,
-        }
+        Rule::percent(warning, critical, 10, 5.0)
     }
 
     #[test]

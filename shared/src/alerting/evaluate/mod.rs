@@ -1,19 +1,19 @@
 //! Every server's alert state, advanced by samples and by silence, producing one `AlertEvent`
 //! per transition. Pure: no clock, no I/O; the caller passes the time and persists what changed.
-
-pub mod threshold;
+//!
+//! The alerter runs it live over the metrics stream; the gateway's backtest
+//! ([`super::backtest`]) runs the very same code over stored samples, so a preview cannot
+//! disagree with what the alerter would have done.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use flick_shared::wire::{
-    AlertEvent, AlertSeverity, AlertState, MetricSample, ServerId, WIRE_VERSION,
-};
+use crate::wire::{AlertEvent, AlertSeverity, AlertState, MetricSample, ServerId, WIRE_VERSION};
 
-use crate::rules::{Metric, RuleSet};
-use threshold::{Outcome, Phase, observe};
+use super::rules::{Metric, RuleSet};
+use super::threshold::{Outcome, Phase, observe};
 
 /// One alert's identity: a server, a metric, a severity. Warning and critical are separate
 /// alerts, so a value climbing to 95 % fires "warning" then "critical", and falling back resolves
