@@ -271,9 +271,14 @@ async fn notification_latency(live_secs: u64) {
     let subjects = testkit::unique_subjects();
     let client = testkit::connect().await;
     let js = async_nats::jetstream::new(client.clone());
-    flick_shared::streams::ensure_streams(&js, &subjects, &testkit::stream_settings(), &StreamKind::ALL)
-        .await
-        .unwrap();
+    flick_shared::streams::ensure_streams(
+        &js,
+        &subjects,
+        &testkit::stream_settings(),
+        &StreamKind::ALL,
+    )
+    .await
+    .unwrap();
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
@@ -291,7 +296,9 @@ async fn notification_latency(live_secs: u64) {
                 };
                 let mut recorded = recorded.lock().unwrap();
                 for event in events {
-                    recorded.push((received - event.at).num_microseconds().unwrap_or(0) as f64 / 1_000.0);
+                    recorded.push(
+                        (received - event.at).num_microseconds().unwrap_or(0) as f64 / 1_000.0,
+                    );
                 }
             }
         }),
@@ -324,7 +331,14 @@ async fn notification_latency(live_secs: u64) {
             .enumerate()
             .map(|(i, id)| {
                 let hot = ((second + i as i64) / 3) % 2 == 0;
-                MetricSample::minimal(id.clone(), at, if hot { 97.0 } else { 20.0 }, 40.0, 50.0, 1_000)
+                MetricSample::minimal(
+                    id.clone(),
+                    at,
+                    if hot { 97.0 } else { 20.0 },
+                    40.0,
+                    50.0,
+                    1_000,
+                )
             })
             .collect();
         testkit::publish_samples(&js, &subjects, &batch, true).await;
