@@ -16,6 +16,7 @@
 
 mod channels;
 pub mod notice;
+pub mod send;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
