@@ -98,11 +98,7 @@ impl std::fmt::Debug for Channel {
             .field("kind", &self.kind)
             .field(
                 "headers",
-                &self
-                    .headers
-                    .iter()
-                    .map(|(name, _)| name)
-                    .collect::<Vec<_>>(),
+                &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>(),
             )
             .field("route", &self.route)
             .finish_non_exhaustive()
