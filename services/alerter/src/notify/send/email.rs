@@ -35,9 +35,10 @@ use flick_shared::outbound::{Destinations, Refused, forbidden_kind};
 use super::super::notice::{Channel, Failure, Notice};
 use super::text;
 
-/// lettre's limit for each SMTP command's answer.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
-/// The whole conversation, connection to QUIT.
+/// lettre's limit for the TCP connection (its async transport times nothing else).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The whole conversation, connection to QUIT: a server that stops answering mid-way (or
+/// never answers AUTH) is given up on here, and the attempt is worth retrying.
 const TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,7 +225,7 @@ fn transport(
     };
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(address.to_string())
         .port(server.port)
-        .timeout(Some(COMMAND_TIMEOUT))
+        .timeout(Some(CONNECT_TIMEOUT))
         .tls(tls);
     if let Some(username) = setting(channel, "username") {
         if server.security == Security::Plain {
