@@ -1,8 +1,37 @@
-//! One attempt to deliver a notice (FLick's webhook only, until every kind lands).
+//! One delivery attempt of a notice to a channel, in the request shape of the channel's kind.
+//!
+//! Retrying, backing off and giving up belong to the caller: [`attempt`] makes exactly one try
+//! and says with [`Failure::retry`] whether another could succeed (a network error, a 5xx,
+//! 408 or 429, an SMTP 4xx) or not (any other answer, a destination the policy forbids).
+//!
+//! Every kind checks its destination against [`Destinations`] before it connects (HTTP kinds
+//! with [`Destinations::check_url`], e-mail by resolving the SMTP host itself), so no channel
+//! reaches loopback or link-local addresses unless `notify.allow_hosts` says so. Redirects are
+//! never followed: the caller's client has `redirect(Policy::none())` and a 3xx is final, so a
+//! receiver cannot forward secret headers, signatures or bot tokens to another host.
+//!
+//! Secrets never reach a `Failure` or a log line: webhook URLs of Slack and Discord and the
+//! Telegram path carry tokens, so reasons are built from status codes and error kinds, never
+//! from URLs (`reqwest::Error::without_url`).
 
-use flick_shared::outbound::{Destinations, Refused};
+mod discord;
+mod email;
+mod http;
+mod ntfy;
+mod slack;
+mod standard_webhook;
+mod telegram;
+pub mod text;
+mod webhook;
 
-use super::notice::{Channel, Failure, Notice};
+use tracing::Instrument as _;
+
+use flick_shared::outbound::Destinations;
+
+use super::notice::{Channel, Failure, Kind, Notice};
+
+pub use standard_webhook::standard_signature;
+pub use text::{body_text, summary};
 
 /// One attempt to deliver `notice` to `channel`. `attempt` counts from 1.
 pub async fn attempt(
@@ -12,67 +41,33 @@ pub async fn attempt(
     notice: &Notice,
     attempt: u32,
 ) -> Result<(), Failure> {
-    if let Err(refused) = destinations.check_url(&channel.url).await {
-        return Err(match refused {
-            Refused::Unresolved { .. } => Failure::transient(refused.to_string()),
-            _ => Failure::permanent(refused.to_string()),
-        });
-    }
-    let body = match notice.events.as_slice() {
-        [one] => serde_json::to_vec(one),
-        events => serde_json::to_vec(&serde_json::json!({
-            "noticeId": notice.id, "repeat": notice.repeat, "test": notice.test, "events": events,
-        })),
-    }
-    .map_err(|err| Failure::permanent(err.to_string()))?;
-    let timestamp = chrono::Utc::now().timestamp();
-    let mut request = http
-        .post(&channel.url)
-        .header("content-type", "application/json")
-        .header("x-flick-notice-id", notice.id.to_string())
-        .header("x-flick-timestamp", timestamp.to_string())
-        .header("x-flick-attempt", attempt.to_string());
-    if let [one] = notice.events.as_slice() {
-        request = request.header("x-flick-event-id", one.id.to_string());
-    }
-    if let Some(secret) = &channel.signing_secret {
-        request = request.header(
-            "x-flick-signature",
-            super::signature(secret, timestamp, &body),
-        );
-    }
-    for (name, value) in &channel.headers {
-        request = request.header(name, value);
-    }
-    match request.body(body).send().await {
-        Ok(response) if response.status().is_success() => Ok(()),
-        Ok(response) if response.status().is_redirection() => Err(Failure::permanent(format!(
-            "HTTP {}: redirects are not followed (point the channel at the final URL)",
-            response.status()
-        ))),
-        Ok(response) => {
-            let status = response.status();
-            let retry =
-                status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429;
-            Err(Failure {
-                retry,
-                reason: format!("HTTP {status}"),
-            })
+    let span = tracing::info_span!(
+        "notify_attempt",
+        channel = %channel.name,
+        kind = channel.kind.as_str(),
+        notice = %notice.id,
+        attempt,
+    );
+    async move {
+        let outcome = match channel.kind {
+            Kind::Webhook => webhook::send(http, destinations, channel, notice, attempt).await,
+            Kind::StandardWebhook => {
+                standard_webhook::send(http, destinations, channel, notice).await
+            }
+            Kind::Slack => slack::send(http, destinations, channel, notice).await,
+            Kind::Discord => discord::send(http, destinations, channel, notice).await,
+            Kind::Telegram => telegram::send(http, destinations, channel, notice).await,
+            Kind::Ntfy => ntfy::send(http, destinations, channel, notice).await,
+            Kind::Email => email::send(destinations, channel, notice).await,
+        };
+        match &outcome {
+            Ok(()) => tracing::debug!("Notice delivered"),
+            Err(failure) => {
+                tracing::debug!(retry = failure.retry, reason = %failure.reason, "Notice not delivered")
+            }
         }
-        Err(err) => Err(Failure::transient(err.to_string())),
+        outcome
     }
-}
-
-/// One line saying what the notice is about.
-pub fn summary(notice: &Notice) -> String {
-    if notice.test {
-        return "FLick test notification".to_owned();
-    }
-    match notice.events.as_slice() {
-        [one] => format!(
-            "{} {:?} {:?} on {}",
-            one.metric, one.severity, one.state, one.server_id
-        ),
-        events => format!("{} alert transitions", events.len()),
-    }
+    .instrument(span)
+    .await
 }
