@@ -54,7 +54,7 @@ async fn publishes_plausible_samples_that_decode_with_the_shared_types() {
         .subscribe(subjects.status_all())
         .await
         .expect("subscribe");
-    client.flush().await.expect("flush");
+    testkit::registered(&client).await;
 
     let (stop, task) = start(config(&testkit::nats_url(), subjects.prefix()));
     let starting: ServerStatus = next_json(&mut statuses, Duration::from_secs(10)).await;

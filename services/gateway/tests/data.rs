@@ -358,7 +358,7 @@ async fn a_posted_log_is_published_and_logs_are_read_back_filtered_and_paged() {
         )
         .await
         .expect("subscribe");
-    client.flush().await.expect("flush");
+    testkit::registered(&client).await;
 
     let (status, accepted) = gw
         .post("/api/v1/logs", Some(&ada.access), json!({ "serverId": "web-1", "level": "warning", "message": "disk slow", "fields": { "device": "sda" } }))

@@ -22,7 +22,7 @@ pub use nats_server::NatsServer;
 pub use postgres_server::PostgresServer;
 pub use process::Process;
 pub use prometheus::counter as prometheus_counter;
-pub use receive::{eventually, next_json, next_message, publish_samples, read_stream};
+pub use receive::{eventually, next_json, next_message, publish_samples, read_stream, registered};
 
 use crate::Subjects;
 

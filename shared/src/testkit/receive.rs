@@ -112,3 +112,13 @@ pub async fn publish_samples(
         }
     }
 }
+
+/// Returns once the server has registered every subscription `client` made before the call:
+/// a request it answers is a full round trip, which `Client::flush` (it only empties the
+/// write buffer) is not, so a message published elsewhere right after cannot be missed.
+pub async fn registered(client: &async_nats::Client) {
+    client
+        .request("$JS.API.INFO", bytes::Bytes::new())
+        .await
+        .expect("a round trip to the NATS server");
+}
