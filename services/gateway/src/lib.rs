@@ -115,6 +115,13 @@ pub async fn connect(config: &Config, shutdown: CancellationToken) -> anyhow::Re
         ],
     )
     .await?;
+    let sealed = api::seal_stored_urls(&pool, &keys).await?;
+    if sealed > 0 {
+        tracing::info!(
+            channels = sealed,
+            "Sealed the credential-bearing URLs of stored notification channels"
+        );
+    }
     let timescale = db::has_timescaledb(&pool)
         .await
         .context("detect TimescaleDB")?;

@@ -20,6 +20,7 @@ struct ChannelRow {
     name: String,
     kind: String,
     url: String,
+    url_sealed: Option<Vec<u8>>,
     secret_headers: Option<Vec<u8>>,
     signing_secret: Option<Vec<u8>>,
     secret: Option<Vec<u8>>,
@@ -33,7 +34,7 @@ struct ChannelRow {
 /// key, tampered ciphertext) is left out with an error naming it.
 pub async fn load(store: &Store, keys: Option<&KeyRing>) -> Result<Vec<Entry>, sqlx::Error> {
     let rows: Vec<ChannelRow> = sqlx::query_as(
-        "SELECT id, name, kind, url, secret_headers, signing_secret, secret, settings,
+        "SELECT id, name, kind, url, url_sealed, secret_headers, signing_secret, secret, settings,
                 critical_only, tags, repeat_secs
          FROM notification_channels WHERE enabled ORDER BY created_at, id",
     )
@@ -53,25 +54,20 @@ pub async fn load(store: &Store, keys: Option<&KeyRing>) -> Result<Vec<Entry>, s
             row.signing_secret.as_deref(),
         )
         .and_then(|(headers, signing_secret)| {
-            let secret = match row.secret.as_deref() {
-                Some(sealed) => {
-                    let keys = keys.ok_or("no encryption key is configured (ENCRYPTION_KEY)")?;
-                    let plain = keys
-                        .open(id.as_bytes(), sealed)
-                        .map_err(|err| err.to_string())?;
-                    Some(String::from_utf8(plain).map_err(|_| "the secret is not UTF-8")?)
-                }
-                None => None,
-            };
-            Ok((headers, signing_secret, secret))
+            let secret = open_text(keys, id, row.secret.as_deref(), "secret")?;
+            // A URL that is a credential (Slack, Discord, …) is called as sealed; `url` is
+            // then only its shown form.
+            let url = open_text(keys, id, row.url_sealed.as_deref(), "URL")?
+                .unwrap_or_else(|| row.url.clone());
+            Ok((headers, signing_secret, secret, url))
         });
         match opened {
-            Ok((headers, signing_secret, secret)) => channels.push(Entry {
+            Ok((headers, signing_secret, secret, url)) => channels.push(Entry {
                 channel: Channel {
                     id,
                     name,
                     kind,
-                    url: row.url,
+                    url,
                     headers,
                     signing_secret,
                     secret,
@@ -91,6 +87,25 @@ pub async fn load(store: &Store, keys: Option<&KeyRing>) -> Result<Vec<Entry>, s
         }
     }
     Ok(channels)
+}
+
+/// A sealed text column, opened.
+fn open_text(
+    keys: Option<&KeyRing>,
+    id: Uuid,
+    sealed: Option<&[u8]>,
+    what: &str,
+) -> Result<Option<String>, String> {
+    let Some(sealed) = sealed else {
+        return Ok(None);
+    };
+    let keys = keys.ok_or("no encryption key is configured (ENCRYPTION_KEY)")?;
+    let plain = keys
+        .open(id.as_bytes(), sealed)
+        .map_err(|err| err.to_string())?;
+    String::from_utf8(plain)
+        .map(Some)
+        .map_err(|_| format!("the {what} is not UTF-8"))
 }
 
 type Opened = (Vec<(String, String)>, Option<Vec<u8>>);

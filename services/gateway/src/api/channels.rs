@@ -12,8 +12,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use anyhow::Context as _;
+use flick_shared::crypto::KeyRing;
 use flick_shared::outbound::Refused;
 
+use super::credential_url;
 use crate::audit;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
@@ -43,6 +46,8 @@ pub struct Channel {
     pub name: String,
     /// `webhook`, `standard_webhook`, `slack`, `discord`, `telegram`, `ntfy` or `email`.
     pub kind: String,
+    /// Where the alerter calls; a URL that is a credential (Slack, Discord, or one with a
+    /// password or a query string) is shown with the credential cut out (`…`).
     pub url: String,
     pub enabled: bool,
     /// The kind's non-secret settings (telegram `chatId`; email `from`, `to`, `username`).
@@ -302,16 +307,20 @@ async fn create_channel(
         }
         None => None,
     };
+    let (shown_url, url_sealed) = match credential_url::redacted(&body.kind, &url) {
+        Some(shown) => (shown, Some(seal(url.as_bytes())?)),
+        None => (url.clone(), None),
+    };
     let row: ChannelRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO notification_channels (id, name, kind, url, secret_headers, signing_secret, secret,
-                                            settings, critical_only, tags, repeat_secs)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                            settings, critical_only, tags, repeat_secs, url_sealed)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          RETURNING {COLUMNS}"
     )))
     .bind(id)
     .bind(&name)
     .bind(&body.kind)
-    .bind(&url)
+    .bind(&shown_url)
     .bind(headers)
     .bind(signing)
     .bind(secret)
@@ -319,6 +328,7 @@ async fn create_channel(
     .bind(body.critical_only)
     .bind(&body.tags)
     .bind(body.repeat_secs)
+    .bind(url_sealed)
     .fetch_one(&state.pool)
     .await?;
     audit::record(
@@ -453,4 +463,36 @@ async fn delete_channel(
     )
     .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Seals the credential-bearing URLs of channels stored before they were sealed (a start-up
+/// step: the key is the gateway's, so a SQL migration cannot do it). Each row is updated only
+/// while still unsealed, so two gateways starting together do not seal one twice.
+pub async fn seal_stored_urls(pool: &sqlx::PgPool, keys: &KeyRing) -> anyhow::Result<u64> {
+    let rows: Vec<(Uuid, String, String)> =
+        sqlx::query_as("SELECT id, kind, url FROM notification_channels WHERE url_sealed IS NULL")
+            .fetch_all(pool)
+            .await
+            .context("read the channels' URLs")?;
+    let mut sealed = 0;
+    for (id, kind, url) in rows {
+        let Some(shown) = credential_url::redacted(&kind, &url) else {
+            continue;
+        };
+        let ciphertext = keys
+            .seal(id.as_bytes(), url.as_bytes())
+            .map_err(|err| anyhow::anyhow!("seal the URL of channel {id}: {err}"))?;
+        sealed += sqlx::query(
+            "UPDATE notification_channels SET url = $2, url_sealed = $3
+             WHERE id = $1 AND url_sealed IS NULL",
+        )
+        .bind(id)
+        .bind(shown)
+        .bind(ciphertext)
+        .execute(pool)
+        .await
+        .with_context(|| format!("seal the URL of channel {id}"))?
+        .rows_affected();
+    }
+    Ok(sealed)
 }

@@ -6,6 +6,7 @@ mod access;
 mod alerts;
 pub mod auth;
 mod channels;
+mod credential_url;
 mod enrollments;
 pub mod history;
 pub mod install;
@@ -26,6 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::state::AppState;
 
 pub use access::visible_server;
+pub use channels::seal_stored_urls;
 
 #[derive(OpenApi)]
 #[openapi(

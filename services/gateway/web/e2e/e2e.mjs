@@ -7,6 +7,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { outDir, repoRoot, sleep, Stack, waitFor, webRoot } from './stack.mjs';
@@ -45,7 +46,31 @@ const cpuPoints = (page) =>
   page.$eval('[data-chart="cpu"] .chart-plot', (el) => Number(el.dataset.points ?? 0)).catch(() => 0);
 
 // Access tokens live a minute (the shortest allowed), so the run sees them renewed.
-const stack = new Stack({ simulate: 12, hot: 2, backfill: 1_800, env: { FLICK_GATEWAY__ACCESS_TOKEN_TTL_SECS: '60' } });
+// Notices go to a receiver on loopback (allowed for this run), grouped over 2 s instead of 30.
+const stack = new Stack({
+  simulate: 12,
+  hot: 2,
+  backfill: 1_800,
+  env: {
+    FLICK_GATEWAY__ACCESS_TOKEN_TTL_SECS: '60',
+    FLICK_NOTIFY__ALLOW_HOSTS: '127.0.0.1',
+    FLICK_ALERTER__NOTIFY_GROUP_SECS: '2',
+  },
+});
+
+/** A Slack-like incoming webhook on loopback: every POST's path and body. */
+const received = [];
+const receiver = createServer((req, res) => {
+  let body = '';
+  req.on('data', (chunk) => (body += chunk));
+  req.on('end', () => {
+    received.push({ path: req.url, body });
+    res.end('ok');
+  });
+});
+await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+const SLACK_TOKEN = 'e2eSlackTokenXXXXXXXXXXXX';
+const slackUrl = `http://127.0.0.1:${receiver.address().port}/services/T0E2E/B0E2E/${SLACK_TOKEN}`;
 const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
 let page;
 let failed = false;
@@ -106,6 +131,17 @@ try {
     // reaches the page: the reloaded page presents the old token, with the attempt id it kept.
     const before = (await page.context().cookies()).find((c) => c.name === 'flick_refresh');
     let rotated = 0;
+    // What the page asked and got, for the failure message (this step has failed on a loaded
+    // machine without telling why).
+    const seen = [];
+    const t0 = Date.now();
+    const note = (what) => seen.push(`${Date.now() - t0} ms ${what}`);
+    const onRequest = (r) => /\/auth\/|\/login/.test(r.url()) && note(`request ${r.method()} ${r.url()} ${r.postData() ?? ''}`);
+    const onResponse = (r) => /\/auth\//.test(r.url()) && note(`response ${r.status()} ${r.url()}`);
+    const onFailed = (r) => note(`failed ${r.url()} ${r.failure()?.errorText}`);
+    page.on('request', onRequest);
+    page.on('response', onResponse);
+    page.on('requestfailed', onFailed);
     await page.route('**/api/v1/auth/refresh', async (route) => {
       const answer = await route.fetch();
       if (answer.status() === 200) rotated += 1;
@@ -116,7 +152,15 @@ try {
     await page.unroute('**/api/v1/auth/refresh');
     await page.context().addCookies([before]);
     await page.reload();
-    await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+    try {
+      await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+    } catch (err) {
+      throw new Error(`${err.message}\n  on ${page.url()}; the page's auth traffic:\n  ${seen.join('\n  ')}`);
+    } finally {
+      page.off('request', onRequest);
+      page.off('response', onResponse);
+      page.off('requestfailed', onFailed);
+    }
     assert(!page.url().includes('/login'), 'signed out by a reload that cut a refresh off');
     const after = (await page.context().cookies()).find((c) => c.name === 'flick_refresh');
     assert(after && after.value !== before.value, 'the retry set a new cookie');
@@ -171,6 +215,25 @@ try {
     await row.waitFor({ state: 'detached' });
   });
 
+  await step('the admin adds a Slack channel: its token is never shown, and "Send test" is delivered', async () => {
+    const form = page.getByRole('form', { name: 'New channel' });
+    await form.getByLabel('Kind').selectOption('slack');
+    await form.getByLabel('Name').fill('team chat');
+    await form.getByLabel('Incoming webhook URL').fill(slackUrl);
+    await form.getByRole('button', { name: 'Add channel' }).click();
+    const row = page.locator('tr[data-channel="team chat"]');
+    await row.waitFor();
+    const shown = (await row.textContent()) ?? '';
+    assert(shown.includes('/services/T0E2E/B0E2E/…') && !shown.includes(SLACK_TOKEN), `the URL shown: ${shown}`);
+    await row.getByRole('button', { name: 'Send test' }).click();
+    const deliveries = page.locator('tr[data-deliveries-of="team chat"]');
+    await deliveries.locator('li[data-status="delivered"] li[data-outcome="delivered"]').waitFor({ timeout: 20_000 });
+    assert(
+      received.some((r) => r.path === `/services/T0E2E/B0E2E/${SLACK_TOKEN}`),
+      `the receiver got the test at the full URL: ${JSON.stringify(received.map((r) => r.path))}`,
+    );
+  });
+
   let serverUrl;
   await step('the server page opens and its live chart gains points within seconds', async () => {
     await page.getByRole('link', { name: 'Fleet', exact: true }).click();
@@ -202,6 +265,53 @@ try {
     await page.locator('[data-chart="cpu"]').waitFor();
   });
 
+
+  await step('a proposed rule is previewed on the chart, saved, fires, and its one page reaches the channel', async () => {
+    const panel = page.locator('form.thresholds');
+    await panel.getByRole('button', { name: 'Edit thresholds' }).click();
+    // Memory in use on this machine is far above 2 %: the rule fires at once.
+    await panel.getByLabel('Memory warning (%)').fill('1');
+    await panel.getByLabel('Memory critical (%)').fill('2');
+    await panel.getByLabel('Memory for (s)').fill('0');
+    await panel.getByLabel('Memory margin (points)').fill('0');
+    await panel.getByRole('button', { name: 'Preview on the last hour' }).click();
+    const preview = page.locator('li[data-preview="memory"]');
+    await preview.waitFor({ timeout: 20_000 });
+    assert(/critical/.test((await preview.textContent()) ?? ''), 'the preview fires a critical');
+    await waitFor(
+      'the preview chart drawn with the stored samples',
+      () => page.$eval('[data-chart="preview-memory"] .chart-plot', (el) => Number(el.dataset.points ?? 0)).catch(() => 0),
+      20_000,
+    );
+    await panel.getByRole('button', { name: 'Save thresholds' }).click();
+    await page.locator('p.notice', { hasText: 'Saved' }).waitFor();
+    const before = received.length;
+    const row = page.locator('tr.al-firing', { hasText: 'Memory' }).filter({ hasText: 'critical' });
+    await row.first().waitFor({ timeout: 30_000 });
+    // (This busy machine's own CPU may page for the server too: count the memory incident's.)
+    const memory = () => received.slice(before).filter((r) => r.body.includes(stack.localServerId) && /Memory/.test(r.body));
+    await waitFor('the memory page at the receiver', () => memory().length > 0 || null, 30_000);
+    // One page per incident: the critical, not its warning as well.
+    await sleep(4_000);
+    const more = memory();
+    assert(/CRITICAL/.test(more[0].body), `the page is the critical: ${more[0].body}`);
+    assert(more.length === 1, `one notice, not ${more.length}: ${more.map((r) => r.body).join(' | ')}`);
+    await row.first().getByRole('button', { name: 'Notifications' }).click();
+    await page.locator('tr[data-notices-of] li[data-status="delivered"]').waitFor({ timeout: 20_000 });
+  });
+
+  await step('the server is silenced for 2 h from its page; the Silences page lists it and ends it', async () => {
+    await page.getByRole('button', { name: `Silence ${stack.localServerId}`, exact: true }).click();
+    await page.locator('.server-silences p.notice', { hasText: 'Silenced' }).waitFor({ timeout: 10_000 });
+    await page.getByRole('link', { name: 'Silences' }).first().click();
+    await page.waitForURL(/\/silences$/);
+    const row = page.locator(`tr[data-status="active"][data-server="${stack.localServerId}"]`);
+    await row.waitFor();
+    await row.getByRole('button', { name: 'End now' }).click();
+    await row.waitFor({ state: 'detached', timeout: 10_000 });
+    await page.goto(serverUrl);
+    await page.locator('[data-chart="cpu"]').waitFor();
+  });
 
   await step('the dashboard survives a gateway restart and the live chart resumes without a reload', async () => {
     await page.evaluate(() => {
@@ -348,6 +458,7 @@ try {
   if (page) await page.screenshot({ path: path.join(outDir, 'failure.png'), fullPage: true }).catch(() => {});
   console.error(`logs and a screenshot are in ${outDir}`);
 } finally {
+  receiver.close();
   await browser.close();
   await stack.stop();
 }

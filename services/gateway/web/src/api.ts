@@ -5,6 +5,10 @@ import { ApiError, type Query, request } from './http';
 import type {
   Alert,
   Channel,
+  NewChannel,
+  NewSilence,
+  Notification,
+  Silence,
   CreatedEnrollment,
   History,
   LogEntry,
@@ -71,9 +75,16 @@ export const api = {
     authed<CreatedEnrollment>('POST', '/enrollments', undefined, body),
   deleteEnrollment: (id: string) => authed<void>('DELETE', `/enrollments/${encodeURIComponent(id)}`),
   channels: () => authed<Channel[]>('GET', '/notification-channels'),
-  createChannel: (body: { name: string; url: string; signingSecret?: string | null; headers?: Record<string, string> }) =>
-    authed<Channel>('POST', '/notification-channels', undefined, body),
+  createChannel: (body: NewChannel) => authed<Channel>('POST', '/notification-channels', undefined, body),
   deleteChannel: (id: string) => authed<void>('DELETE', `/notification-channels/${encodeURIComponent(id)}`),
+  testChannel: (id: string) =>
+    authed<{ notificationId: string }>('POST', `/notification-channels/${encodeURIComponent(id)}/test`, undefined, {}),
+  channelNotifications: (id: string) =>
+    authed<Notification[]>('GET', `/notification-channels/${encodeURIComponent(id)}/notifications`),
+  alertNotifications: (id: string) => authed<Notification[]>('GET', `/alerts/${encodeURIComponent(id)}/notifications`),
+  silences: (expired = false) => authed<Silence[]>('GET', '/silences', expired ? { expired: 'true' } : undefined),
+  createSilence: (body: NewSilence) => authed<Silence>('POST', '/silences', undefined, body),
+  endSilence: (id: string) => authed<void>('DELETE', `/silences/${encodeURIComponent(id)}`),
 };
 
 /** Every page of a cursor-paged list, up to `maxPages`. */

@@ -12,6 +12,7 @@ import { FleetPage } from './pages/Fleet';
 import { LoginPage } from './pages/Login';
 import { LogsPage } from './pages/Logs';
 import { ServerPage } from './pages/Server';
+import { SilencesPage } from './pages/Silences';
 import { navigate, useRoute } from './router';
 import { fleet } from './stores/fleet';
 
@@ -59,6 +60,7 @@ function Header({ s, route }: { s: StoredSession; route: string }) {
             </span>
           ) : null,
         )}
+        {link('/silences', 'silences', 'Silences')}
         {link('/logs', 'logs', 'Logs')}
         {s.user.role === 'admin' ? link('/admin', 'admin', 'Admin') : null}
       </nav>
@@ -118,6 +120,7 @@ export function App() {
       fleet: 'Fleet',
       server: 'Server',
       alerts: 'Alerts',
+      silences: 'Silences',
       logs: 'Logs',
       admin: 'Admin',
       login: 'Sign in',
@@ -153,6 +156,9 @@ export function App() {
       break;
     case 'alerts':
       page = <AlertsPage />;
+      break;
+    case 'silences':
+      page = <SilencesPage />;
       break;
     case 'logs':
       page = <LogsPage />;

@@ -4,7 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 
 export interface Route {
-  name: 'fleet' | 'server' | 'alerts' | 'logs' | 'admin' | 'login' | 'register' | 'missing';
+  name: 'fleet' | 'server' | 'alerts' | 'silences' | 'logs' | 'admin' | 'login' | 'register' | 'missing';
   params: Record<string, string>;
   path: string;
   query: URLSearchParams;
@@ -14,6 +14,7 @@ const PATTERNS: [Route['name'], RegExp][] = [
   ['fleet', /^\/$/],
   ['server', /^\/servers\/([^/]+)$/],
   ['alerts', /^\/alerts$/],
+  ['silences', /^\/silences$/],
   ['logs', /^\/logs$/],
   ['admin', /^\/admin$/],
   ['login', /^\/login$/],

@@ -241,13 +241,84 @@ export interface RuleChange {
   enabled?: boolean | null;
 }
 
+export type ChannelKind = 'webhook' | 'standard_webhook' | 'slack' | 'discord' | 'telegram' | 'ntfy' | 'email';
+
 export interface Channel {
   id: string;
   name: string;
-  kind: string;
+  kind: ChannelKind;
+  /** A URL that is a credential (Slack, Discord, with a password or a query) shows `…` for it. */
   url: string;
   enabled: boolean;
+  settings: Record<string, unknown>;
+  hasSecret: boolean;
+  criticalOnly: boolean;
+  tags: string[];
+  repeatSecs?: number | null;
   headerNames: string[];
   signed: boolean;
   createdAt: string;
+}
+
+export interface NewChannel {
+  name: string;
+  kind: ChannelKind;
+  url: string;
+  settings?: Record<string, unknown>;
+  secret?: string | null;
+  signingSecret?: string | null;
+  headers?: Record<string, string>;
+  criticalOnly?: boolean;
+  tags?: string[];
+  repeatSecs?: number | null;
+}
+
+export type SilenceStatus = 'pending' | 'active' | 'expired';
+
+export interface Silence {
+  id: string;
+  serverId?: string | null;
+  tags: string[];
+  metric?: string | null;
+  startsAt: string;
+  endsAt: string;
+  comment: string;
+  author: string;
+  ownerId: string;
+  createdAt: string;
+  status: SilenceStatus;
+}
+
+export interface NewSilence {
+  serverId?: string | null;
+  tags?: string[];
+  metric?: string | null;
+  startsAt?: string;
+  durationSecs?: number;
+  endsAt?: string;
+  comment?: string;
+}
+
+export interface DeliveryAttempt {
+  attempt: number;
+  at: string;
+  outcome: 'delivered' | 'failed' | 'refused';
+  latencyMs: number;
+  error?: string | null;
+}
+
+/** A notice the alerter sent (or tried to) to one channel: one page, maybe for several alerts. */
+export interface Notification {
+  id: string;
+  channelId?: string | null;
+  channelName: string;
+  summary: string;
+  alertIds: string[];
+  serverIds: string[];
+  repeat: boolean;
+  test: boolean;
+  status: 'sending' | 'delivered' | 'given_up' | 'unknown';
+  createdAt: string;
+  finishedAt?: string | null;
+  attempts: DeliveryAttempt[];
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatDateTime } from '../src/lib/format';
-import { describePreviewAlert, lastHour, previewSummary } from '../src/lib/preview';
+import { describePreviewAlert, lastHour, previewLines, previewSpans, previewSummary } from '../src/lib/preview';
 import type { PreviewAlert } from '../src/types';
 
 const s = (text: string) => text.replace(/\u00a0/g, ' ');
@@ -42,5 +42,21 @@ describe('previewSummary', () => {
     expect(
       previewSummary([alert('warning', null), alert('critical', null), alert('warning', '2026-11-24T10:02:00Z')]),
     ).toBe('3 alerts (2 warning, 1 critical)');
+  });
+});
+
+describe('previewSpans and previewLines', () => {
+  it('shade each alert from firing to resolution, a still-firing one to the edge', () => {
+    expect(previewSpans([alert('warning', '2026-11-24T10:01:30Z'), alert('critical', null)])).toEqual([
+      { start: Date.parse('2026-11-24T10:01:10Z') / 1000, end: Date.parse('2026-11-24T10:01:30Z') / 1000, severity: 'warning' },
+      { start: Date.parse('2026-11-24T10:01:10Z') / 1000, end: null, severity: 'critical' },
+    ]);
+  });
+  it('draw the proposed thresholds, only those set', () => {
+    expect(previewLines({ warning: 70, critical: null })).toEqual([{ value: 70, severity: 'warning' }]);
+    expect(previewLines({ warning: 70, critical: 85 })).toEqual([
+      { value: 70, severity: 'warning' },
+      { value: 85, severity: 'critical' },
+    ]);
   });
 });

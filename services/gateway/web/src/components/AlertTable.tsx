@@ -1,5 +1,7 @@
-// A list of alerts with their times in the browser's zone and an acknowledge button.
+// A list of alerts with their times in the browser's zone, an acknowledge button, a silence
+// for a firing one, and the notifications each one sent.
 
+import { Fragment } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, errorText } from '../api';
 import { ApiError } from '../http';
@@ -7,6 +9,8 @@ import { METRIC_NAMES } from '../lib/alerts';
 import { DASH, formatAgo, formatPercent, formatWhen } from '../lib/format';
 import type { Alert } from '../types';
 import { ErrorText } from './common';
+import { NoticeList } from './Notices';
+import { SilenceButton } from './SilenceButton';
 
 export function AlertTable({
   alerts,
@@ -19,6 +23,7 @@ export function AlertTable({
 }) {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
+  const [open, setOpen] = useState<string | null>(null);
 
   const ack = async (alert: Alert) => {
     setBusy(alert.id);
@@ -54,11 +59,13 @@ export function AlertTable({
               <th scope="col">Started</th>
               <th scope="col">Resolved</th>
               <th scope="col">Acknowledged</th>
+              <th scope="col">Notified</th>
             </tr>
           </thead>
           <tbody>
             {alerts.map((a) => (
-              <tr key={a.id} class={`al-${a.state}`} data-alert={a.id}>
+              <Fragment key={a.id}>
+              <tr class={`al-${a.state}`} data-alert={a.id}>
                 <td>
                   <span class={`badge sev-${a.severity}${a.state === 'resolved' ? ' resolved' : ''}`}>
                     {a.state === 'firing' ? `${a.severity}` : 'resolved'}
@@ -91,8 +98,31 @@ export function AlertTable({
                       Acknowledge
                     </button>
                   )}
+                  {a.state === 'firing' ? (
+                    <div class="sub">
+                      <SilenceButton serverId={a.serverId} metric={a.metric} />
+                    </div>
+                  ) : null}
+                </td>
+                <td>
+                  <button
+                    type="button"
+                    class="small secondary"
+                    aria-expanded={open === a.id}
+                    onClick={() => setOpen(open === a.id ? null : a.id)}
+                  >
+                    Notifications
+                  </button>
                 </td>
               </tr>
+              {open === a.id ? (
+                <tr class="notices-row" data-notices-of={a.id}>
+                  <td colSpan={showServer ? 7 : 6}>
+                    <NoticeList load={() => api.alertNotifications(a.id)} showChannel />
+                  </td>
+                </tr>
+              ) : null}
+              </Fragment>
             ))}
           </tbody>
         </table>

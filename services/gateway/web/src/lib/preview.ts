@@ -29,3 +29,25 @@ export function previewSummary(alerts: readonly PreviewAlert[]): string {
   ].filter((p) => p !== null);
   return `${alerts.length} alert${alerts.length === 1 ? '' : 's'} (${parts.join(', ')})`;
 }
+
+/** The shaded periods of a preview on its chart (unix seconds); a still-firing alert runs on. */
+export function previewSpans(
+  alerts: readonly PreviewAlert[],
+): { start: number; end: number | null; severity: 'warning' | 'critical' }[] {
+  return alerts.map((a) => ({
+    start: Date.parse(a.firedAt) / 1000,
+    end: a.resolvedAt === null ? null : Date.parse(a.resolvedAt) / 1000,
+    severity: a.severity,
+  }));
+}
+
+/** The proposed rule's lines across the chart. */
+export function previewLines(rule: {
+  warning?: number | null;
+  critical?: number | null;
+}): { value: number; severity: 'warning' | 'critical' }[] {
+  const lines: { value: number; severity: 'warning' | 'critical' }[] = [];
+  if (rule.warning != null) lines.push({ value: rule.warning, severity: 'warning' });
+  if (rule.critical != null) lines.push({ value: rule.critical, severity: 'critical' });
+  return lines;
+}

@@ -3,10 +3,11 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../api';
 import { session } from '../auth';
+import { Channels } from '../components/Channels';
 import { Empty, ErrorText, Loading } from '../components/common';
-import { formatAgo, formatDateTime } from '../lib/format';
+import { formatAgo } from '../lib/format';
 import { fleet } from '../stores/fleet';
-import type { Channel, Server } from '../types';
+import type { Server } from '../types';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -192,125 +193,6 @@ function NewServer({ onCreated }: { onCreated: () => void }) {
         </p>
       ) : null}
     </details>
-  );
-}
-
-function Channels() {
-  const [channels, setChannels] = useState<Channel[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [reload, setReload] = useState(0);
-  const [name, setName] = useState('');
-  const [url, setUrl] = useState('');
-  const [secret, setSecret] = useState('');
-  const [header, setHeader] = useState('');
-  const [formError, setFormError] = useState<string | null>(null);
-
-  useEffect(() => {
-    api
-      .channels()
-      .then((c) => {
-        setChannels(c);
-        setError(null);
-      })
-      .catch((err) => setError(errorText(err)));
-  }, [reload]);
-
-  const add = async (event: Event) => {
-    event.preventDefault();
-    setFormError(null);
-    const headers: Record<string, string> = {};
-    if (header.trim()) {
-      const at = header.indexOf(':');
-      if (at <= 0) {
-        setFormError('Write the header as "Name: value", for example "Authorization: Bearer …".');
-        return;
-      }
-      headers[header.slice(0, at).trim()] = header.slice(at + 1).trim();
-    }
-    try {
-      await api.createChannel({ name: name.trim(), url: url.trim(), signingSecret: secret || null, headers });
-      setName('');
-      setUrl('');
-      setSecret('');
-      setHeader('');
-      setReload((n) => n + 1);
-    } catch (err) {
-      setFormError(errorText(err));
-    }
-  };
-
-  const remove = async (c: Channel) => {
-    if (!confirm(`Delete the channel “${c.name}”? Alerts will no longer be sent to ${c.url}.`)) return;
-    try {
-      await api.deleteChannel(c.id);
-      setReload((n) => n + 1);
-    } catch (err) {
-      setError(errorText(err));
-    }
-  };
-
-  return (
-    <section class="panel" aria-labelledby="admin-channels">
-      <h2 id="admin-channels">Notification channels</h2>
-      <p class="muted">Every alert transition is POSTed to each channel as JSON, signed when a secret is set.</p>
-      <ErrorText error={error} retry={() => setReload((n) => n + 1)} />
-      {channels === null && !error ? <Loading what="Loading channels" /> : null}
-      {channels !== null && channels.length === 0 ? <Empty>No channel yet: alerts are only shown here.</Empty> : null}
-      {channels && channels.length > 0 ? (
-        <div class="table-wrap">
-          <table class="list">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">URL</th>
-                <th scope="col">Signed</th>
-                <th scope="col">Headers</th>
-                <th scope="col">Created</th>
-                <th scope="col">
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {channels.map((c) => (
-                <tr key={c.id}>
-                  <td>{c.name}</td>
-                  <td class="message">{c.url}</td>
-                  <td>{c.signed ? 'yes' : 'no'}</td>
-                  <td>{c.headerNames.join(', ') || '–'}</td>
-                  <td>{formatDateTime(c.createdAt)}</td>
-                  <td>
-                    <button type="button" class="small danger" onClick={() => void remove(c)}>
-                      Delete
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
-      <form class="filters" onSubmit={(e) => void add(e)}>
-        <label>
-          Name
-          <input required value={name} onInput={(e) => setName(e.currentTarget.value)} />
-        </label>
-        <label>
-          Webhook URL
-          <input type="url" required placeholder="https://…" value={url} onInput={(e) => setUrl(e.currentTarget.value)} />
-        </label>
-        <label>
-          Signing secret (optional)
-          <input type="password" autocomplete="off" value={secret} onInput={(e) => setSecret(e.currentTarget.value)} />
-        </label>
-        <label>
-          Extra header (optional)
-          <input placeholder="Authorization: Bearer …" value={header} onInput={(e) => setHeader(e.currentTarget.value)} />
-        </label>
-        <button type="submit">Add channel</button>
-      </form>
-      <ErrorText error={formError} />
-    </section>
   );
 }
 

@@ -6,6 +6,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, errorText } from '../api';
 import type { AlertSpan, Threshold } from '../charts/Chart';
 import { AlertTable } from '../components/AlertTable';
+import { ServerSilences } from '../components/ServerSilences';
 import { Empty, ErrorText, Loading, NotFound, StatusBadge } from '../components/common';
 import { LogList } from '../components/LogList';
 import { ApiError } from '../http';
@@ -191,6 +192,7 @@ export function ServerPage({ id }: { id: string }) {
             {!server.ownerId ? ' · discovered (no owner yet)' : ''}
           </p>
         </div>
+        <ServerSilences server={server} />
       </div>
       <Summary server={server} />
 

@@ -7,6 +7,7 @@ import { ErrorText } from '../../components/common';
 import { METRIC_NAMES } from '../../lib/alerts';
 import { formatDateTime } from '../../lib/format';
 import { describePreviewAlert, lastHour, previewSummary } from '../../lib/preview';
+import { PreviewCharts } from './PreviewCharts';
 import type { Preview, Rule, RuleChange, RuleMetric, Thresholds } from '../../types';
 
 const METRICS: RuleMetric[] = ['cpu', 'memory', 'disk', 'offline'];
@@ -241,6 +242,7 @@ export function ThresholdsPanel({
               </li>
             ))}
           </ul>
+          <PreviewCharts serverId={serverId} previews={previews} />
         </div>
       ) : null}
       {saved ? (
