@@ -123,6 +123,57 @@ fn round_bucket(range_secs: i64, points: i64) -> i64 {
         .unwrap_or_else(|| wanted.div_euclid(86_400).max(1) * 86_400)
 }
 
+/// The range and bucket a history request asks for, checked: `from` before `to`, at most
+/// `gateway.history_max_days`, a bucket giving at most [`MAX_POINTS`] points. Every history
+/// route reads its window this way, so they bucket alike.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub bucket: i64,
+}
+
+impl Window {
+    pub fn of(
+        state: &AppState,
+        from: Option<&str>,
+        to: Option<&str>,
+        bucket: Option<&str>,
+    ) -> ApiResult<Self> {
+        let to = to
+            .map(|t| parse_time("to", t))
+            .transpose()?
+            .unwrap_or_else(Utc::now);
+        let from = from
+            .map(|t| parse_time("from", t))
+            .transpose()?
+            .unwrap_or(to - chrono::Duration::hours(1));
+        if from >= to {
+            return Err(ApiError::unprocessable("from must be before to"));
+        }
+        let max_days = i64::from(state.settings.history_max_days);
+        if to - from > chrono::Duration::days(max_days) {
+            return Err(ApiError::unprocessable(format!(
+                "the range may span at most {max_days} days"
+            )));
+        }
+        let range = (to - from).num_seconds().max(1);
+        let bucket = match bucket {
+            Some(text) => parse_bucket(text).ok_or_else(|| {
+                ApiError::unprocessable(format!(
+                    "bucket {text:?} is not a duration such as 60, 30s, 5m, 1h"
+                ))
+            })?,
+            None => default_bucket(range),
+        };
+        Ok(Self {
+            from,
+            to,
+            bucket: bucket.max(minimum_bucket(range)),
+        })
+    }
+}
+
 /// The source serving `bucket_secs`: raw rows, or a TimescaleDB aggregate whose buckets divide it.
 pub fn source_for(bucket_secs: i64, timescale: bool) -> &'static str {
     match (timescale, bucket_secs) {
@@ -176,37 +227,12 @@ async fn history(
     Query(query): Query<HistoryQuery>,
 ) -> ApiResult<ApiJson<History>> {
     let server = visible_server(&state, &user, &id).await?;
-    let to = query
-        .to
-        .as_deref()
-        .map(|t| parse_time("to", t))
-        .transpose()?
-        .unwrap_or_else(Utc::now);
-    let from = query
-        .from
-        .as_deref()
-        .map(|t| parse_time("from", t))
-        .transpose()?
-        .unwrap_or(to - chrono::Duration::hours(1));
-    if from >= to {
-        return Err(ApiError::unprocessable("from must be before to"));
-    }
-    let max_days = i64::from(state.settings.history_max_days);
-    if to - from > chrono::Duration::days(max_days) {
-        return Err(ApiError::unprocessable(format!(
-            "the range may span at most {max_days} days"
-        )));
-    }
-    let range = (to - from).num_seconds().max(1);
-    let bucket = match query.bucket.as_deref() {
-        Some(text) => parse_bucket(text).ok_or_else(|| {
-            ApiError::unprocessable(format!(
-                "bucket {text:?} is not a duration such as 60, 30s, 5m, 1h"
-            ))
-        })?,
-        None => default_bucket(range),
-    };
-    let bucket = bucket.max(minimum_bucket(range));
+    let Window { from, to, bucket } = Window::of(
+        &state,
+        query.from.as_deref(),
+        query.to.as_deref(),
+        query.bucket.as_deref(),
+    )?;
     let source = source_for(bucket, state.timescale);
     let sql = match source {
         "hour" => HOUR,

@@ -7,6 +7,7 @@ mod alerts;
 pub mod auth;
 mod channels;
 mod credential_url;
+mod detail;
 mod enrollments;
 pub mod history;
 pub mod install;
@@ -63,6 +64,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(auth::router())
         .merge(servers::router())
         .merge(history::router())
+        .merge(detail::router())
         .merge(thresholds::router())
         .merge(preview::router())
         .merge(alerts::router())

@@ -246,7 +246,7 @@ try {
     await page.locator('[data-chart="cores"] .chart-plot[data-points]').waitFor();
   });
 
-  await step('1 h switches to the stored history (average and min/max band)', async () => {
+  await step('1 h switches to the stored history (average and min/max band, then per core, mount, interface)', async () => {
     await page.getByRole('button', { name: '1 h', exact: true }).click();
     await page.waitForURL(/range=1h/);
     await page.locator('[data-range="1h"][data-loaded="true"]').waitFor({ timeout: 15_000 });
@@ -261,6 +261,12 @@ try {
       points = await read();
     }
     assert(points > 0, 'history has points');
+    // The stored detail: per core, per mount, per interface, from the same samples.
+    await page.locator('[data-detail-loaded="true"]').waitFor({ timeout: 30_000 });
+    for (const chart of ['h-cores', 'h-mounts', 'h-load']) {
+      const drawn = await page.$eval(`[data-chart="${chart}"] .chart-plot`, (el) => Number(el.dataset.points ?? 0));
+      assert(drawn > 0, `${chart} has points`);
+    }
     await page.getByRole('button', { name: 'Live', exact: true }).click();
     await page.locator('[data-chart="cpu"]').waitFor();
   });

@@ -10,6 +10,8 @@ import type {
   Notification,
   Silence,
   CreatedEnrollment,
+  DetailHistory,
+  DetailSeries,
   History,
   LogEntry,
   Page,
@@ -58,6 +60,14 @@ export const api = {
       'GET',
       `/servers/${encodeURIComponent(id)}/metrics`,
       { from: from.toISOString(), to: to.toISOString(), bucket },
+      undefined,
+      signal,
+    ),
+  detail: (id: string, series: DetailSeries, from: Date, to: Date, bucket: string, signal?: AbortSignal) =>
+    authed<DetailHistory>(
+      'GET',
+      `/servers/${encodeURIComponent(id)}/metrics/detail`,
+      { series, from: from.toISOString(), to: to.toISOString(), bucket },
       undefined,
       signal,
     ),

@@ -322,3 +322,24 @@ export interface Notification {
   finishedAt?: string | null;
   attempts: DeliveryAttempt[];
 }
+
+export type DetailSeries = 'cores' | 'mounts' | 'interfaces' | 'swap' | 'load' | 'disk_io';
+
+export interface DetailPoint {
+  t: string;
+  samples: number;
+  avg?: number | null;
+  min?: number | null;
+  max?: number | null;
+}
+
+/** `GET /servers/{id}/metrics/detail`: a line per core, mount, interface direction… */
+export interface DetailHistory {
+  serverId: string;
+  series: DetailSeries;
+  unit: 'percent' | 'bytesPerSecond' | 'load';
+  from: string;
+  to: string;
+  bucketSecs: number;
+  lines: { name: string; points: DetailPoint[] }[];
+}

@@ -1,4 +1,5 @@
-// The server's history for a range: averages with a min/max band per bucket, from the REST API.
+// The server's history for a range: averages with a min/max band per bucket, from the REST API,
+// then the stored detail (per core, mount, interface; swap, load, disk I/O).
 
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, errorText } from '../../api';
@@ -10,6 +11,7 @@ import { bucketParam, historyWindow, type RangeOption } from '../../lib/buckets'
 import { formatDuration } from '../../lib/format';
 import { type HistoryChartId, historyColumns, historyValues } from '../../lib/samples';
 import type { History } from '../../types';
+import { DetailCharts } from './DetailCharts';
 
 interface Def {
   id: HistoryChartId;
@@ -95,8 +97,8 @@ export function HistoryCharts({
         {h && !state.loading ? (
           <p class="muted">
             {h.points.length} points of {formatDuration(h.bucketSecs)} (
-            {h.source === 'raw' ? 'raw samples' : `${h.source} aggregates`}); average line, minimum–maximum band.
-            Per-core, per-mount, per-interface, swap and disk I/O figures are kept live only.{' '}
+            {h.source === 'raw' ? 'raw samples' : `${h.source} aggregates`}); average line, minimum–maximum band;
+            the detail below, bucket averages of the stored samples.{' '}
             <button type="button" class="link" onClick={() => setReload((n) => n + 1)}>
               Refresh
             </button>
@@ -119,6 +121,14 @@ export function HistoryCharts({
           />
         ))}
       </div>
+      <DetailCharts
+        serverId={serverId}
+        span={span}
+        bucketSecs={h?.bucketSecs ?? null}
+        alerts={alerts}
+        thresholds={{ disk: thresholds.disk ?? [] }}
+        reload={reload}
+      />
     </div>
   );
 }
