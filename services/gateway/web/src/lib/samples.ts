@@ -1,6 +1,6 @@
 // What each chart of the server page takes from a live sample or a history point.
 
-import type { HistoryPoint, LatestSample, MetricSample } from '../types';
+import type { HistoryPoint, LatestSample, MetricSample, MountUsage } from '../types';
 import type { Values } from './series';
 
 /** Unix seconds of an RFC 3339 time. */
@@ -13,6 +13,18 @@ export type ChartId = 'cpu' | 'cores' | 'memory' | 'mounts' | 'diskio' | 'networ
 const pct = (used: number | undefined, total: number | undefined): number | null =>
   typeof used === 'number' && typeof total === 'number' && total > 0 ? (used / total) * 100 : null;
 
+/**
+ * A mount's used percent as df shows it: used / (used + available), what a non-root writer
+ * sees, so reserved blocks do not make an empty disk look full. The same formula as
+ * `MountUsage::usage_percent` in the shared crate (which gives the collector's `diskUsage`);
+ * a mount of an older collector, without `availableBytes`, falls back to used / total as
+ * there.
+ */
+export function mountPercent(m: MountUsage): number {
+  const whole = typeof m.availableBytes === 'number' ? m.usedBytes + m.availableBytes : m.totalBytes;
+  return whole > 0 ? Math.min(100, Math.max(0, (m.usedBytes / whole) * 100)) : 0;
+}
+
 /** The values of every live chart for one sample. */
 export function liveValues(s: MetricSample): Record<ChartId, Values> {
   const cores: Values = {};
@@ -20,7 +32,7 @@ export function liveValues(s: MetricSample): Record<ChartId, Values> {
     cores[`core ${i}`] = v;
   });
   const mounts: Values = {};
-  for (const m of s.mounts ?? []) mounts[m.mountPoint] = pct(m.usedBytes, m.totalBytes);
+  for (const m of s.mounts ?? []) mounts[m.mountPoint] = mountPercent(m);
   const network: Values = {};
   if (s.interfaces && s.interfaces.length > 0) {
     for (const i of s.interfaces) {
