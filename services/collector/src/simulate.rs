@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use flick_shared::shutdown::CancellationToken;
 use flick_shared::wire::{
     DiskIo, InterfaceRates, LoadAverage, MemoryStats, MetricSample, MountUsage, NetworkRates,
-    ServerId, SwapStats, fullest_mount_percent, percent,
+    ServerId, SwapStats, Temperature, fullest_mount_percent, percent,
 };
 
 use crate::publisher::Publisher;
@@ -188,6 +188,13 @@ impl Simulation {
                 name: "eth0".into(),
                 rx_bytes_per_sec: rx,
                 tx_bytes_per_sec: tx,
+            }],
+            // A CPU package that warms with its load, as a busy server's does.
+            temperatures: vec![Temperature {
+                label: "coretemp Package id 0".into(),
+                celsius: ((35.0 + 0.5 * server.cpu) * 10.0).round() / 10.0,
+                max_celsius: None,
+                critical_celsius: Some(100.0),
             }],
             ..MetricSample::minimal(
                 server.id.clone(),

@@ -54,6 +54,9 @@ pub struct MetricSample {
     /// Per interface, loopback excluded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<InterfaceRates>,
+    /// Temperature sensors; absent (never empty, never zero) where the host has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub temperatures: Vec<Temperature>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +130,32 @@ pub fn fullest_mount_percent(mounts: &[MountUsage]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// One temperature sensor (a hwmon input on Linux), degrees Celsius.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Temperature {
+    /// The sensor's name as `sensors` would print it (`coretemp Package id 0`).
+    pub label: String,
+    pub celsius: f64,
+    /// The highest this sensor has read (the kernel's record where it keeps one, otherwise
+    /// the highest the collector has seen since it started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_celsius: Option<f64>,
+    /// The temperature at which the hardware protects itself (throttles or halts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical_celsius: Option<f64>,
+}
+
+/// The hottest sensor's reading, `None` without sensors: what a temperature rule watches.
+pub fn hottest_celsius(temperatures: &[Temperature]) -> Option<f64> {
+    temperatures
+        .iter()
+        .map(|t| t.celsius)
+        .fold(None, |hottest, c| {
+            Some(hottest.map_or(c, |h: f64| h.max(c)))
+        })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DiskIo {
@@ -187,6 +216,7 @@ impl MetricSample {
             disk_io: None,
             network: None,
             interfaces: Vec::new(),
+            temperatures: Vec::new(),
         }
     }
 
@@ -196,6 +226,10 @@ impl MetricSample {
         format!("{}:{}", self.server_id, self.timestamp.timestamp_millis())
     }
 }
+
+/// What a sensor can plausibly read: absolute zero to well past any chip's critical point.
+/// Outside it a reading is garbage that no chart or rule should take.
+const TEMPERATURE_CELSIUS: std::ops::RangeInclusive<f64> = -273.15..=1000.0;
 
 fn check_percent(name: &str, value: f64) -> Result<(), String> {
     if value.is_finite() && (0.0..=100.0).contains(&value) {
@@ -240,6 +274,20 @@ impl Payload for MetricSample {
         }
         for interface in &self.interfaces {
             check_no_nul("interfaces.name", &interface.name)?;
+        }
+        for sensor in &self.temperatures {
+            check_no_nul("temperatures.label", &sensor.label)?;
+            for (name, value) in [
+                ("celsius", Some(sensor.celsius)),
+                ("maxCelsius", sensor.max_celsius),
+                ("criticalCelsius", sensor.critical_celsius),
+            ] {
+                if let Some(value) = value.filter(|v| !TEMPERATURE_CELSIUS.contains(v)) {
+                    return Err(format!(
+                        "temperatures.{name} {value} is not a temperature in -273..=1000 °C"
+                    ));
+                }
+            }
         }
         check_not_in_future("timestamp", self.timestamp, now)
     }
@@ -298,6 +346,12 @@ mod tests {
                 name: "eth0".into(),
                 rx_bytes_per_sec: 1000,
                 tx_bytes_per_sec: 24,
+            }],
+            temperatures: vec![Temperature {
+                label: "coretemp Package id 0".into(),
+                celsius: 48.5,
+                max_celsius: Some(71.0),
+                critical_celsius: Some(100.0),
             }],
             ..MetricSample::minimal(
                 ServerId::parse("server-id").expect("valid id"),
@@ -440,20 +494,50 @@ mod tests {
     }
 
     #[test]
-    fn mounts_of_older_collectors_decode() {
+    fn mounts_and_temperatures_of_older_collectors_decode() {
         let json = br#"{"v":1,"serverId":"s1","cpuUsage":1,"memoryUsage":2,"diskUsage":3,
             "networkUsage":4,"timestamp":"2024-03-09T12:00:00Z",
             "mounts":[{"mountPoint":"/","totalBytes":100,"usedBytes":65}]}"#;
         let sample: MetricSample = decode(json, now()).expect("an older collector's sample");
         assert_eq!(sample.mounts[0].available_bytes, None);
+        assert!(sample.temperatures.is_empty());
         let written = serde_json::to_value(&sample).expect("serialises");
+        assert!(written.get("temperatures").is_none(), "absent, not empty");
         assert!(written["mounts"][0].get("availableBytes").is_none());
     }
 
     #[test]
-    fn available_bytes_is_camel_case() {
+    fn temperatures_are_camel_case_and_checked() {
         let json = serde_json::to_value(full_sample()).expect("serialises");
         assert_eq!(json["mounts"][0]["availableBytes"], 30);
+        assert_eq!(
+            json["temperatures"][0],
+            serde_json::json!({"label": "coretemp Package id 0", "celsius": 48.5,
+                "maxCelsius": 71.0, "criticalCelsius": 100.0})
+        );
+        assert_eq!(hottest_celsius(&full_sample().temperatures), Some(48.5));
+        assert_eq!(hottest_celsius(&[]), None);
+        for (sensor, kind) in [
+            (
+                serde_json::json!({"label": "a\u{0}", "celsius": 40}),
+                "invalid",
+            ),
+            (
+                serde_json::json!({"label": "a", "celsius": 4000}),
+                "invalid",
+            ),
+            (
+                serde_json::json!({"label": "a", "celsius": 40, "criticalCelsius": -300}),
+                "invalid",
+            ),
+            (serde_json::json!({"label": "a"}), "malformed_json"),
+        ] {
+            let mut sample = json.clone();
+            sample["temperatures"] = serde_json::json!([sensor]);
+            let bytes = serde_json::to_vec(&sample).expect("serialises");
+            let err = decode::<MetricSample>(&bytes, now()).expect_err("refused");
+            assert_eq!(err.kind(), kind, "{sensor}: {err}");
+        }
     }
 
     #[test]

@@ -1,20 +1,24 @@
 //! Reads this host's figures with sysinfo and turns them into a [`MetricSample`].
 //!
-//! The `System`, `Disks` and `Networks` objects live as long as the collector and only what is
-//! reported is refreshed each time: CPU usage, memory, the list of mounted filesystems (their
-//! space comes from `statvfs`, see [`filesystems`]) and interface counters. Disk I/O comes from `/proc/diskstats` ([`diskstats`]). Process details
+//! The `System`, `Disks`, `Networks` and `Components` objects live as long as the collector
+//! and only what is reported is refreshed each time: CPU usage, memory, the list of mounted
+//! filesystems (their space comes from `statvfs`, see [`filesystems`]), interface counters and
+//! temperature sensors. Disk I/O comes from `/proc/diskstats` ([`diskstats`]). Process details
 //! are never read (that is the expensive part of sysinfo); the process count comes from
 //! listing `/proc`.
 
 mod diskstats;
 mod filesystems;
 mod rates;
+mod temperatures;
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sysinfo::{CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, System};
+use sysinfo::{
+    Components, CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, System,
+};
 
 use flick_shared::wire::{
     DiskIo, InterfaceRates, LoadAverage, MemoryStats, MetricSample, NetworkRates, ServerId,
@@ -23,6 +27,11 @@ use flick_shared::wire::{
 
 use filesystems::{Mount, Space, real_filesystems};
 use rates::CounterRates;
+
+/// How often the list of temperature sensors is read again, so that sensors whose driver
+/// loads after the collector started (or a hot-plugged NVMe disk) appear; in between only
+/// the known sensors' values are read.
+const SENSOR_RESCAN: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read system metrics: {0}")]
@@ -34,6 +43,8 @@ pub struct Sampler {
     system: System,
     disks: Disks,
     networks: Networks,
+    components: Components,
+    last_sensor_scan: Instant,
     disk_io: CounterRates,
     interfaces: CounterRates,
     last_reading: Instant,
@@ -70,12 +81,16 @@ impl Sampler {
             .map_err(|err| SamplerError(err.to_string()))?;
         let networks =
             Networks::new_with_refreshed_list().map_err(|err| SamplerError(err.to_string()))?;
+        let components =
+            Components::new_with_refreshed_list().map_err(|err| SamplerError(err.to_string()))?;
         let mut sampler = Self {
             server_id,
             hostname,
             system,
             disks,
             networks,
+            components,
+            last_sensor_scan: Instant::now(),
             disk_io: CounterRates::default(),
             interfaces: CounterRates::default(),
             last_reading: Instant::now(),
@@ -129,6 +144,24 @@ impl Sampler {
         (disk_io, interfaces)
     }
 
+    /// The sensors' current readings; the list itself is read again every [`SENSOR_RESCAN`].
+    fn read_temperatures(&mut self) -> Vec<flick_shared::wire::Temperature> {
+        if self.last_sensor_scan.elapsed() >= SENSOR_RESCAN {
+            self.components.refresh(true);
+            self.last_sensor_scan = Instant::now();
+        } else {
+            for component in self.components.iter_mut() {
+                component.refresh();
+            }
+        }
+        temperatures::from_readings(self.components.iter().map(|c| temperatures::Reading {
+            label: c.label(),
+            celsius: c.temperature(),
+            max_celsius: c.max(),
+            critical_celsius: c.critical(),
+        }))
+    }
+
     /// Refreshes what is reported and returns the sample for `at`.
     pub fn sample(&mut self, at: DateTime<Utc>) -> MetricSample {
         self.system
@@ -162,6 +195,7 @@ impl Sampler {
             mounts = filesystems::under_root(mounts, root);
         }
         let mounts = real_filesystems(mounts);
+        let temperatures = self.read_temperatures();
 
         let total = self.system.total_memory();
         let available = self.system.available_memory();
@@ -201,6 +235,7 @@ impl Sampler {
             disk_io: Some(disk_io),
             network: Some(network),
             interfaces,
+            temperatures,
             ..MetricSample::minimal(
                 self.server_id.clone(),
                 at,
@@ -239,7 +274,6 @@ fn process_count() -> Option<u32> {
 mod tests {
     use std::io::{Read, Write};
     use std::process::Command;
-    use std::time::Duration;
 
     use super::*;
 
@@ -334,5 +368,26 @@ mod tests {
             "host root `/` keeps the host's names: {:?}",
             sample.mounts
         );
+    }
+
+    #[test]
+    fn temperatures_are_absent_or_real_readings() {
+        let mut sampler = sampler(None);
+        let sample = sampler.sample(Utc::now());
+        let json = serde_json::to_value(&sample).expect("serialises");
+        if sample.temperatures.is_empty() {
+            // No sensor on this host (the usual VM): no field at all, not an empty list or 0.
+            assert!(json.get("temperatures").is_none(), "{json}");
+        } else {
+            for sensor in &sample.temperatures {
+                assert!(!sensor.label.is_empty());
+                assert!(
+                    (-40.0..=150.0).contains(&sensor.celsius),
+                    "{}: {} °C",
+                    sensor.label,
+                    sensor.celsius
+                );
+            }
+        }
     }
 }
