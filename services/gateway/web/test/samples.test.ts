@@ -30,6 +30,17 @@ describe('liveValues', () => {
     expect(v.diskio).toEqual({ read: 4096, write: 81920 });
     expect(v.network).toEqual({ 'eth0 rx': 800, 'eth0 tx': 224 });
     expect(v.load).toEqual({ '1 min': 0.92, '5 min': 0.75, '15 min': 0.61 });
+    expect(v.temperatures).toEqual({});
+  });
+  it('gives one temperature line per sensor, none without sensors', () => {
+    const v = liveValues({
+      ...sample,
+      temperatures: [
+        { label: 'coretemp Package id 0', celsius: 48.5, maxCelsius: 71, criticalCelsius: 100 },
+        { label: 'nvme Composite', celsius: 38.9 },
+      ],
+    });
+    expect(v.temperatures).toEqual({ 'coretemp Package id 0': 48.5, 'nvme Composite': 38.9 });
   });
   it('gives a mount the percent df shows, as the collector computes diskUsage', () => {
     // The shared crate's test: 1000 bytes, 600 used, 350 available, 50 reserved for root.
@@ -46,6 +57,7 @@ describe('liveValues', () => {
     expect(v.network).toEqual({ total: 4 });
     expect(v.memory).toEqual({ memory: 2, swap: null });
     expect(v.cores).toEqual({});
+    expect(v.temperatures).toEqual({});
     expect(v.load['1 min']).toBeNull();
   });
 });

@@ -8,7 +8,7 @@ export function toSecs(timestamp: string): number {
   return Date.parse(timestamp) / 1000;
 }
 
-export type ChartId = 'cpu' | 'cores' | 'memory' | 'mounts' | 'diskio' | 'network' | 'load';
+export type ChartId = 'cpu' | 'cores' | 'memory' | 'mounts' | 'diskio' | 'network' | 'load' | 'temperatures';
 
 const pct = (used: number | undefined, total: number | undefined): number | null =>
   typeof used === 'number' && typeof total === 'number' && total > 0 ? (used / total) * 100 : null;
@@ -33,6 +33,9 @@ export function liveValues(s: MetricSample): Record<ChartId, Values> {
   });
   const mounts: Values = {};
   for (const m of s.mounts ?? []) mounts[m.mountPoint] = mountPercent(m);
+  // One line per sensor; none (not a line at 0) where the host has no sensors.
+  const temperatures: Values = {};
+  for (const t of s.temperatures ?? []) temperatures[t.label] = t.celsius;
   const network: Values = {};
   if (s.interfaces && s.interfaces.length > 0) {
     for (const i of s.interfaces) {
@@ -57,6 +60,7 @@ export function liveValues(s: MetricSample): Record<ChartId, Values> {
       '5 min': s.loadAverage?.five ?? null,
       '15 min': s.loadAverage?.fifteen ?? null,
     },
+    temperatures,
   };
 }
 
