@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use flick_shared::shutdown::CancellationToken;
 use flick_shared::wire::{
     DiskIo, InterfaceRates, LoadAverage, MemoryStats, MetricSample, MountUsage, NetworkRates,
-    ServerId, SwapStats, percent,
+    ServerId, SwapStats, Temperature, fullest_mount_percent, percent,
 };
 
 use crate::publisher::Publisher;
@@ -143,6 +143,17 @@ impl Simulation {
             .collect();
         let memory_used = (server.memory_total as f64 * server.memory / 100.0) as u64;
         let disk_used = (server.disk_total as f64 * server.disk / 100.0) as u64;
+        // No reserved blocks: what is not used is available, so the mount's percent (and
+        // `diskUsage`, computed from it as the real collector does) is `server.disk`.
+        let mounts = vec![MountUsage {
+            mount_point: "/".into(),
+            device: "/dev/sda1".into(),
+            file_system: "ext4".into(),
+            total_bytes: server.disk_total,
+            used_bytes: disk_used,
+            available_bytes: Some(server.disk_total.saturating_sub(disk_used)),
+        }];
+        let disk_usage = round2(fullest_mount_percent(&mounts));
         let load = server.cpu / 100.0 * server.cores as f64;
         let boot = server.boot_secs;
         MetricSample {
@@ -164,13 +175,7 @@ impl Simulation {
             }),
             uptime_secs: Some(u64::try_from(boot + at.timestamp() % 10_000_000).unwrap_or(0)),
             process_count: Some(150 + (server.cores as u32) * 10),
-            mounts: vec![MountUsage {
-                mount_point: "/".into(),
-                device: "/dev/sda1".into(),
-                file_system: "ext4".into(),
-                total_bytes: server.disk_total,
-                used_bytes: disk_used,
-            }],
+            mounts,
             disk_io: Some(DiskIo {
                 read_bytes_per_sec: (rng.unit() * 4_000_000.0) as u64,
                 write_bytes_per_sec: (rng.unit() * 2_000_000.0) as u64,
@@ -184,12 +189,19 @@ impl Simulation {
                 rx_bytes_per_sec: rx,
                 tx_bytes_per_sec: tx,
             }],
+            // A CPU package that warms with its load, as a busy server's does.
+            temperatures: vec![Temperature {
+                label: "coretemp Package id 0".into(),
+                celsius: ((35.0 + 0.5 * server.cpu) * 10.0).round() / 10.0,
+                max_celsius: None,
+                critical_celsius: Some(100.0),
+            }],
             ..MetricSample::minimal(
                 server.id.clone(),
                 at,
                 round2(server.cpu),
                 round2(percent(memory_used, server.memory_total)),
-                round2(server.disk),
+                disk_usage,
                 rx + tx,
             )
         }

@@ -1,5 +1,5 @@
 //! The stored detail is queryable: an hour of samples with cores, mounts, interfaces, swap,
-//! load and disk I/O, published on NATS and stored by the real persister, comes back from the
+//! load, disk I/O and temperatures, published on NATS and stored by the real persister, comes back from the
 //! real gateway's `/servers/{id}/metrics/detail`, bucketed, equal to what the samples say
 //! (the average, minimum and maximum of each line in each bucket, computed here).
 
@@ -15,7 +15,7 @@ use serde_json::json;
 use common::{Api, Stack};
 use flick_shared::testkit::{self, eventually};
 use flick_shared::wire::{
-    DiskIo, InterfaceRates, LoadAverage, MetricSample, MountUsage, ServerId, SwapStats,
+    DiskIo, InterfaceRates, LoadAverage, MetricSample, MountUsage, ServerId, SwapStats, Temperature,
 };
 
 const SERVER: &str = "detail-1";
@@ -61,6 +61,20 @@ fn sample(id: &ServerId, at: DateTime<Utc>, s: i64) -> MetricSample {
             read_bytes_per_sec: (s * 3) as u64,
             write_bytes_per_sec: (1_000 + s) as u64,
         }),
+        temperatures: vec![
+            Temperature {
+                label: "coretemp Package id 0".into(),
+                celsius: 40.0 + (s % 30) as f64,
+                max_celsius: None,
+                critical_celsius: Some(100.0),
+            },
+            Temperature {
+                label: "nvme Composite".into(),
+                celsius: 35.5,
+                max_celsius: None,
+                critical_celsius: None,
+            },
+        ],
         ..MetricSample::minimal(id.clone(), at, 10.0, 20.0, 40.0, 1_000)
     }
 }
@@ -115,6 +129,11 @@ fn expected(samples: &[MetricSample], series: &str) -> Expected {
                 add("read".into(), io.read_bytes_per_sec as f64);
                 add("write".into(), io.write_bytes_per_sec as f64);
             }
+            "temperatures" => {
+                for t in &sample.temperatures {
+                    add(t.label.clone(), t.celsius);
+                }
+            }
             other => panic!("no series {other}"),
         }
     }
@@ -127,7 +146,7 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 #[tokio::test]
-async fn an_hour_of_mounts_interfaces_cores_swap_load_and_disk_io_comes_back_bucketed_as_stored() {
+async fn an_hour_of_every_detail_figure_comes_back_bucketed_as_stored() {
     let stack = Stack::new()
         .await
         .with_env("FLICK_PERSISTER__FLUSH_INTERVAL_MS", "200");
@@ -170,7 +189,15 @@ async fn an_hour_of_mounts_interfaces_cores_swap_load_and_disk_io_comes_back_buc
 
     let from = start.to_rfc3339();
     let to = (start + chrono::Duration::hours(1)).to_rfc3339();
-    for series in ["cores", "mounts", "interfaces", "swap", "load", "disk_io"] {
+    for series in [
+        "cores",
+        "mounts",
+        "interfaces",
+        "swap",
+        "load",
+        "disk_io",
+        "temperatures",
+    ] {
         let path = format!(
             "/servers/{SERVER}/metrics/detail?series={series}&bucket=5m&from={}&to={}",
             urlencode(&from),

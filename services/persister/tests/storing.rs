@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use common::{Harness, samples};
-use flick_shared::wire::{InterfaceRates, MetricSample, MountUsage};
+use flick_shared::wire::{InterfaceRates, MetricSample, MountUsage, Temperature};
 
 #[tokio::test]
 async fn ten_thousand_samples_from_a_hundred_servers_become_ten_thousand_equal_rows() {
@@ -21,6 +21,16 @@ async fn ten_thousand_samples_from_a_hundred_servers_become_ten_thousand_equal_r
         .await;
 
     assert_all_stored(&harness, &mut published).await;
+    // One sensor over time, as the migration's comment charts it.
+    let series: Vec<(DateTime<Utc>, f32)> = sqlx::query_as(
+        "SELECT ts, (t->>'celsius')::real FROM metrics, json_array_elements(temperatures) t
+         WHERE server_id = $1 AND t->>'label' = 'coretemp Package id 0' ORDER BY ts",
+    )
+    .bind(published[0].server_id.as_str())
+    .fetch_all(&harness.db.pool)
+    .await
+    .expect("a temperature series");
+    assert_eq!(series.len(), 100, "one point per sample of the server");
 
     let servers: i64 = harness.count("servers").await;
     assert_eq!(servers, 100, "one server row per server seen");
@@ -45,7 +55,8 @@ async fn assert_all_stored(harness: &Harness, published: &mut [MetricSample]) {
     let rows = sqlx::query(
         "SELECT server_id, ts, cpu, memory, disk, network, network_rx, network_tx, load1, load5,
                 load15, memory_used, memory_total, swap_used, swap_total, disk_read, disk_write,
-                uptime_secs, processes, cpu_cores, mounts::text AS mounts, interfaces::text AS interfaces
+                uptime_secs, processes, cpu_cores, mounts::text AS mounts, interfaces::text AS interfaces,
+                temperatures::text AS temperatures
          FROM metrics ORDER BY server_id, ts",
     )
     .fetch_all(&harness.db.pool)
@@ -97,6 +108,9 @@ fn assert_stored(row: &sqlx::postgres::PgRow, s: &MetricSample) {
     let interfaces: Vec<InterfaceRates> =
         serde_json::from_str(&row.get::<String, _>("interfaces")).expect("interfaces JSON");
     assert_eq!(interfaces, s.interfaces);
+    let temperatures: Vec<Temperature> =
+        serde_json::from_str(&row.get::<String, _>("temperatures")).expect("temperatures JSON");
+    assert_eq!(temperatures, s.temperatures);
 }
 
 #[tokio::test]
@@ -116,12 +130,16 @@ async fn a_minimal_sample_is_stored_with_its_detail_empty() {
     harness
         .wait_for_rows("metrics", 1, Duration::from_secs(20))
         .await;
-    let (cpu, rx, cores): (f32, Option<i64>, Option<Vec<f32>>) =
-        sqlx::query_as("SELECT cpu, network_rx, cpu_cores FROM metrics")
+    let (cpu, rx, cores, temperatures): (f32, Option<i64>, Option<Vec<f32>>, Option<String>) =
+        sqlx::query_as("SELECT cpu, network_rx, cpu_cores, temperatures::text FROM metrics")
             .fetch_one(&harness.db.pool)
             .await
             .expect("row");
-    assert_eq!((cpu, rx, cores), (12.5, None, None));
+    assert_eq!(
+        (cpu, rx, cores, temperatures),
+        (12.5, None, None, None),
+        "no sensors: NULL, not an empty array"
+    );
     let name: String = sqlx::query_scalar("SELECT name FROM servers WHERE id = 'script-host'")
         .fetch_one(&harness.db.pool)
         .await

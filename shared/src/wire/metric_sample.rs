@@ -22,7 +22,8 @@ pub struct MetricSample {
     pub cpu_usage: f64,
     /// Memory in use (total minus available), percent of total.
     pub memory_usage: f64,
-    /// Usage of the fullest real filesystem, percent: the figure a "disk full" alert needs.
+    /// Usage of the fullest real filesystem, percent as `df` computes it
+    /// ([`MountUsage::usage_percent`]): the figure a "disk full" alert needs.
     pub disk_usage: f64,
     /// Network throughput, received plus transmitted, bytes per second, loopback excluded.
     pub network_usage: u64,
@@ -53,6 +54,9 @@ pub struct MetricSample {
     /// Per interface, loopback excluded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<InterfaceRates>,
+    /// Temperature sensors; absent (never empty, never zero) where the host has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub temperatures: Vec<Temperature>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +82,9 @@ pub struct LoadAverage {
     pub fifteen: f64,
 }
 
+/// One filesystem, in `df`'s terms. A filesystem keeps blocks that are neither used nor
+/// available to ordinary users (ext4 reserves 5 % for root, and more is unavailable on some
+/// filesystems), so `total` is more than `used + available`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MountUsage {
@@ -86,15 +93,67 @@ pub struct MountUsage {
     pub device: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub file_system: String,
+    /// The filesystem's size (`statvfs` blocks × fragment size).
     pub total_bytes: u64,
+    /// In use: total minus free blocks, as `df`'s "Used".
     pub used_bytes: u64,
+    /// What an ordinary (non-root) writer can still use, as `df`'s "Avail". Absent from
+    /// collectors older than this field, whose `usedBytes` was total minus available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_bytes: Option<u64>,
 }
 
 impl MountUsage {
-    /// Used percent of the space a non-root user can reach, as `df` shows it.
+    /// Used percent as `df` shows it: used / (used + available), the share of the space a
+    /// non-root writer can reach that is taken, so a disk alert fires when writers are about
+    /// to fail, not when the reserved blocks make an empty disk look full. Every consumer
+    /// (the collector's `diskUsage`, the dashboard through its mirror in `lib/samples.ts`)
+    /// computes the figure this way.
+    ///
+    /// A mount without `availableBytes` (an older collector) falls back to used / total,
+    /// which for those collectors is the figure they reported themselves.
     pub fn usage_percent(&self) -> f64 {
-        percent(self.used_bytes, self.total_bytes)
+        match self.available_bytes {
+            Some(available) => percent(self.used_bytes, self.used_bytes.saturating_add(available)),
+            None => percent(self.used_bytes, self.total_bytes),
+        }
     }
+}
+
+/// The fullest mount's [`MountUsage::usage_percent`], 0 without mounts: `diskUsage`, the
+/// headline figure, since a single nearly full filesystem is what a disk alert must catch
+/// and an average over a large empty data disk would hide it.
+pub fn fullest_mount_percent(mounts: &[MountUsage]) -> f64 {
+    mounts
+        .iter()
+        .map(MountUsage::usage_percent)
+        .fold(0.0, f64::max)
+}
+
+/// One temperature sensor (a hwmon input on Linux), degrees Celsius.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Temperature {
+    /// The sensor's name as `sensors` would print it (`coretemp Package id 0`).
+    pub label: String,
+    pub celsius: f64,
+    /// The highest this sensor has read (the kernel's record where it keeps one, otherwise
+    /// the highest the collector has seen since it started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_celsius: Option<f64>,
+    /// The temperature at which the hardware protects itself (throttles or halts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical_celsius: Option<f64>,
+}
+
+/// The hottest sensor's reading, `None` without sensors: what a temperature rule watches.
+pub fn hottest_celsius(temperatures: &[Temperature]) -> Option<f64> {
+    temperatures
+        .iter()
+        .map(|t| t.celsius)
+        .fold(None, |hottest, c| {
+            Some(hottest.map_or(c, |h: f64| h.max(c)))
+        })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +216,7 @@ impl MetricSample {
             disk_io: None,
             network: None,
             interfaces: Vec::new(),
+            temperatures: Vec::new(),
         }
     }
 
@@ -166,6 +226,10 @@ impl MetricSample {
         format!("{}:{}", self.server_id, self.timestamp.timestamp_millis())
     }
 }
+
+/// What a sensor can plausibly read: absolute zero to well past any chip's critical point.
+/// Outside it a reading is garbage that no chart or rule should take.
+const TEMPERATURE_CELSIUS: std::ops::RangeInclusive<f64> = -273.15..=1000.0;
 
 fn check_percent(name: &str, value: f64) -> Result<(), String> {
     if value.is_finite() && (0.0..=100.0).contains(&value) {
@@ -211,6 +275,20 @@ impl Payload for MetricSample {
         for interface in &self.interfaces {
             check_no_nul("interfaces.name", &interface.name)?;
         }
+        for sensor in &self.temperatures {
+            check_no_nul("temperatures.label", &sensor.label)?;
+            for (name, value) in [
+                ("celsius", Some(sensor.celsius)),
+                ("maxCelsius", sensor.max_celsius),
+                ("criticalCelsius", sensor.critical_celsius),
+            ] {
+                if let Some(value) = value.filter(|v| !TEMPERATURE_CELSIUS.contains(v)) {
+                    return Err(format!(
+                        "temperatures.{name} {value} is not a temperature in -273..=1000 °C"
+                    ));
+                }
+            }
+        }
         check_not_in_future("timestamp", self.timestamp, now)
     }
 }
@@ -254,6 +332,7 @@ mod tests {
                 file_system: "ext4".into(),
                 total_bytes: 100,
                 used_bytes: 65,
+                available_bytes: Some(30),
             }],
             disk_io: Some(DiskIo {
                 read_bytes_per_sec: 4096,
@@ -267,6 +346,12 @@ mod tests {
                 name: "eth0".into(),
                 rx_bytes_per_sec: 1000,
                 tx_bytes_per_sec: 24,
+            }],
+            temperatures: vec![Temperature {
+                label: "coretemp Package id 0".into(),
+                celsius: 48.5,
+                max_celsius: Some(71.0),
+                critical_celsius: Some(100.0),
             }],
             ..MetricSample::minimal(
                 ServerId::parse("server-id").expect("valid id"),
@@ -370,6 +455,89 @@ mod tests {
                 .err(),
             Some("malformed_json")
         );
+    }
+
+    #[test]
+    fn disk_percent_is_dfs_used_over_used_plus_available() {
+        // 1000 blocks, 400 free of which 50 reserved for root: df shows 600 used, 350 available
+        // and 64 % (600 / 950), where used / total would say 60 % and (total - available) /
+        // total 65 %.
+        let mount = |available_bytes| MountUsage {
+            mount_point: "/".into(),
+            device: String::new(),
+            file_system: String::new(),
+            total_bytes: 1_000,
+            used_bytes: 600,
+            available_bytes,
+        };
+        assert!((mount(Some(350)).usage_percent() - 600.0 / 950.0 * 100.0).abs() < 1e-9);
+        // An older collector's mount (used = total - available) keeps its own figure.
+        assert!((mount(None).usage_percent() - 60.0).abs() < 1e-9);
+        // A full disk for ordinary writers is 100 % even with reserved blocks left.
+        let full = MountUsage {
+            used_bytes: 950,
+            ..mount(Some(0))
+        };
+        assert_eq!(full.usage_percent(), 100.0);
+        let empty = MountUsage {
+            used_bytes: 0,
+            ..mount(Some(0))
+        };
+        assert_eq!(empty.usage_percent(), 0.0);
+        let data = MountUsage {
+            mount_point: "/data".into(),
+            ..mount(Some(50))
+        };
+        let mounts = [mount(Some(350)), data];
+        assert!((fullest_mount_percent(&mounts) - 600.0 / 650.0 * 100.0).abs() < 1e-9);
+        assert_eq!(fullest_mount_percent(&[]), 0.0);
+    }
+
+    #[test]
+    fn mounts_and_temperatures_of_older_collectors_decode() {
+        let json = br#"{"v":1,"serverId":"s1","cpuUsage":1,"memoryUsage":2,"diskUsage":3,
+            "networkUsage":4,"timestamp":"2024-03-09T12:00:00Z",
+            "mounts":[{"mountPoint":"/","totalBytes":100,"usedBytes":65}]}"#;
+        let sample: MetricSample = decode(json, now()).expect("an older collector's sample");
+        assert_eq!(sample.mounts[0].available_bytes, None);
+        assert!(sample.temperatures.is_empty());
+        let written = serde_json::to_value(&sample).expect("serialises");
+        assert!(written.get("temperatures").is_none(), "absent, not empty");
+        assert!(written["mounts"][0].get("availableBytes").is_none());
+    }
+
+    #[test]
+    fn temperatures_are_camel_case_and_checked() {
+        let json = serde_json::to_value(full_sample()).expect("serialises");
+        assert_eq!(json["mounts"][0]["availableBytes"], 30);
+        assert_eq!(
+            json["temperatures"][0],
+            serde_json::json!({"label": "coretemp Package id 0", "celsius": 48.5,
+                "maxCelsius": 71.0, "criticalCelsius": 100.0})
+        );
+        assert_eq!(hottest_celsius(&full_sample().temperatures), Some(48.5));
+        assert_eq!(hottest_celsius(&[]), None);
+        for (sensor, kind) in [
+            (
+                serde_json::json!({"label": "a\u{0}", "celsius": 40}),
+                "invalid",
+            ),
+            (
+                serde_json::json!({"label": "a", "celsius": 4000}),
+                "invalid",
+            ),
+            (
+                serde_json::json!({"label": "a", "celsius": 40, "criticalCelsius": -300}),
+                "invalid",
+            ),
+            (serde_json::json!({"label": "a"}), "malformed_json"),
+        ] {
+            let mut sample = json.clone();
+            sample["temperatures"] = serde_json::json!([sensor]);
+            let bytes = serde_json::to_vec(&sample).expect("serialises");
+            let err = decode::<MetricSample>(&bytes, now()).expect_err("refused");
+            assert_eq!(err.kind(), kind, "{sensor}: {err}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub use alert_event::{AlertEvent, AlertSeverity, AlertState};
 pub use log_entry::{LogEntry, LogLevel, MAX_LOG_MESSAGE_BYTES, json_has_nul};
 pub use metric_sample::{
     DiskIo, InterfaceRates, LoadAverage, MemoryStats, MetricSample, MountUsage, NetworkRates,
-    SwapStats, percent,
+    SwapStats, Temperature, fullest_mount_percent, hottest_celsius, percent,
 };
 pub use server_id::{InvalidServerId, MAX_SERVER_ID_LEN, ServerId};
 pub use status::{ServerStatus, StatusState};

@@ -1,5 +1,5 @@
 //! `/servers/{id}/metrics/detail`: the history of a server's detail figures (per core, per
-//! mount, per interface, swap, load, disk I/O), one line per core, mount or interface,
+//! mount, per interface, swap, load, disk I/O, temperatures), one line per core, mount or interface,
 //! bucketed exactly as `/servers/{id}/metrics` buckets the headline figures (the same
 //! [`Window`]: range checks, default and minimum bucket, `date_bin` from the same origin).
 //!
@@ -40,15 +40,18 @@ pub enum Series {
     Load,
     /// Bytes per second, `read` and `write`, all disks.
     DiskIo,
+    /// Degrees Celsius, one line per sensor (no line on a host without sensors).
+    Temperatures,
 }
 
 impl Series {
-    /// What the values measure: `percent`, `bytesPerSecond` or `load`.
+    /// What the values measure: `percent`, `bytesPerSecond`, `load` or `celsius`.
     fn unit(self) -> &'static str {
         match self {
             Self::Cores | Self::Mounts | Self::Swap => "percent",
             Self::Interfaces | Self::DiskIo => "bytesPerSecond",
             Self::Load => "load",
+            Self::Temperatures => "celsius",
         }
     }
 
@@ -90,6 +93,10 @@ impl Series {
                  FROM (VALUES (1::bigint, 'read', m.disk_read::float8),
                               (2, 'write', m.disk_write::float8)) AS v(o, name, value)"
             }
+            Self::Temperatures => {
+                "SELECT 0::bigint, e->>'label', (e->>'celsius')::float8
+                 FROM json_array_elements(m.temperatures) AS e"
+            }
         }
     }
 }
@@ -97,7 +104,7 @@ impl Series {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DetailQuery {
-    /// `cores`, `mounts`, `interfaces`, `swap`, `load` or `disk_io`.
+    /// `cores`, `mounts`, `interfaces`, `swap`, `load`, `disk_io` or `temperatures`.
     pub series: Series,
     /// Start, RFC 3339 (default: one hour before `to`).
     pub from: Option<String>,
@@ -130,7 +137,7 @@ pub struct DetailLine {
 pub struct DetailHistory {
     pub server_id: String,
     pub series: Series,
-    /// `percent`, `bytesPerSecond` or `load`.
+    /// `percent`, `bytesPerSecond`, `load` or `celsius`.
     pub unit: &'static str,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,

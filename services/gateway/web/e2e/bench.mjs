@@ -242,7 +242,7 @@ try {
   });
   console.log(`server ${target} (${cores} cores): points per chart ${JSON.stringify(filled)}`);
   await sleep(2_000);
-  await measure(page, cdp, `server page, 1 h of per-second points in 7 charts (${cores} cores), all on screen`, stack.url);
+  await measure(page, cdp, `server page, 1 h of per-second points in ${Object.keys(filled).length} charts (${cores} cores), all on screen`, stack.url);
   const after = await page.evaluate(() => window.flickDebug.serverCharts.points());
   console.log(`  points per chart at the end: ${JSON.stringify(after)}`);
 } catch (err) {

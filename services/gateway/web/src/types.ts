@@ -89,7 +89,18 @@ export interface MountUsage {
   device?: string;
   fileSystem?: string;
   totalBytes: number;
+  /** Total minus free blocks, as df's "Used". */
   usedBytes: number;
+  /** What a non-root writer can still use, as df's "Avail"; absent from older collectors. */
+  availableBytes?: number;
+}
+
+/** One temperature sensor, degrees Celsius. */
+export interface Temperature {
+  label: string;
+  celsius: number;
+  maxCelsius?: number;
+  criticalCelsius?: number;
 }
 
 export interface InterfaceRates {
@@ -118,6 +129,8 @@ export interface MetricSample {
   diskIo?: { readBytesPerSec: number; writeBytesPerSec: number };
   network?: { rxBytesPerSec: number; txBytesPerSec: number };
   interfaces?: InterfaceRates[];
+  /** Absent where the host has no sensors. */
+  temperatures?: Temperature[];
 }
 
 /** The `data` of an `alert` frame. */
@@ -323,7 +336,7 @@ export interface Notification {
   attempts: DeliveryAttempt[];
 }
 
-export type DetailSeries = 'cores' | 'mounts' | 'interfaces' | 'swap' | 'load' | 'disk_io';
+export type DetailSeries = 'cores' | 'mounts' | 'interfaces' | 'swap' | 'load' | 'disk_io' | 'temperatures';
 
 export interface DetailPoint {
   t: string;
@@ -337,7 +350,7 @@ export interface DetailPoint {
 export interface DetailHistory {
   serverId: string;
   series: DetailSeries;
-  unit: 'percent' | 'bytesPerSecond' | 'load';
+  unit: 'percent' | 'bytesPerSecond' | 'load' | 'celsius';
   from: string;
   to: string;
   bucketSecs: number;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { historyColumns, historyValues, liveValues, prefillValues } from '../src/lib/samples';
+import { historyColumns, historyValues, liveValues, mountPercent, prefillValues } from '../src/lib/samples';
 import type { HistoryPoint, MetricSample } from '../src/types';
 
 const sample: MetricSample = {
@@ -30,12 +30,34 @@ describe('liveValues', () => {
     expect(v.diskio).toEqual({ read: 4096, write: 81920 });
     expect(v.network).toEqual({ 'eth0 rx': 800, 'eth0 tx': 224 });
     expect(v.load).toEqual({ '1 min': 0.92, '5 min': 0.75, '15 min': 0.61 });
+    expect(v.temperatures).toEqual({});
+  });
+  it('gives one temperature line per sensor, none without sensors', () => {
+    const v = liveValues({
+      ...sample,
+      temperatures: [
+        { label: 'coretemp Package id 0', celsius: 48.5, maxCelsius: 71, criticalCelsius: 100 },
+        { label: 'nvme Composite', celsius: 38.9 },
+      ],
+    });
+    expect(v.temperatures).toEqual({ 'coretemp Package id 0': 48.5, 'nvme Composite': 38.9 });
+  });
+  it('gives a mount the percent df shows, as the collector computes diskUsage', () => {
+    // The shared crate's test: 1000 bytes, 600 used, 350 available, 50 reserved for root.
+    const mount = { mountPoint: '/', totalBytes: 1000, usedBytes: 600, availableBytes: 350 };
+    expect(mountPercent(mount)).toBeCloseTo((600 / 950) * 100, 9);
+    expect(liveValues({ ...sample, mounts: [mount] }).mounts['/']).toBeCloseTo(63.158, 3);
+    // An older collector's mount (no availableBytes) keeps used / total.
+    expect(mountPercent({ mountPoint: '/', totalBytes: 1000, usedBytes: 600 })).toBe(60);
+    expect(mountPercent({ mountPoint: '/', totalBytes: 1000, usedBytes: 950, availableBytes: 0 })).toBe(100);
+    expect(mountPercent({ mountPoint: '/', totalBytes: 0, usedBytes: 0, availableBytes: 0 })).toBe(0);
   });
   it('copes with a sample that has only the four original figures', () => {
     const v = liveValues({ v: 1, serverId: 'x', timestamp: sample.timestamp, cpuUsage: 1, memoryUsage: 2, diskUsage: 3, networkUsage: 4 });
     expect(v.network).toEqual({ total: 4 });
     expect(v.memory).toEqual({ memory: 2, swap: null });
     expect(v.cores).toEqual({});
+    expect(v.temperatures).toEqual({});
     expect(v.load['1 min']).toBeNull();
   });
 });

@@ -34,7 +34,7 @@ impl MetricsSink {
     }
 }
 
-/// One `metrics` row. Mounts and interfaces travel as JSON text.
+/// One `metrics` row. Mounts, interfaces and temperatures travel as JSON text.
 #[derive(Debug)]
 pub struct MetricRow {
     server_id: String,
@@ -60,6 +60,7 @@ pub struct MetricRow {
     cpu_cores: Vec<f32>,
     mounts: Option<String>,
     interfaces: Option<String>,
+    temperatures: Option<String>,
 }
 
 /// `{1.5,2.25}`: a `real[]` literal, written in one buffer (for the `UNNEST` fallback, whose
@@ -91,6 +92,9 @@ impl From<MetricSample> for MetricRow {
         let interfaces = (!s.interfaces.is_empty())
             .then(|| serde_json::to_string(&s.interfaces).ok())
             .flatten();
+        let temperatures = (!s.temperatures.is_empty())
+            .then(|| serde_json::to_string(&s.temperatures).ok())
+            .flatten();
         Self {
             server_id: s.server_id.into(),
             hostname: s.hostname,
@@ -117,6 +121,7 @@ impl From<MetricSample> for MetricRow {
             cpu_cores,
             mounts,
             interfaces,
+            temperatures,
         }
     }
 }
@@ -186,15 +191,17 @@ macro_rules! insert_metrics {
         concat!(
             "INSERT INTO metrics (server_id, ts, cpu, memory, disk, network, network_rx, network_tx,
                  load1, load5, load15, memory_used, memory_total, swap_used, swap_total,
-                 disk_read, disk_write, uptime_secs, processes, cpu_cores, mounts, interfaces)
+                 disk_read, disk_write, uptime_secs, processes, cpu_cores, mounts, interfaces,
+                 temperatures)
              SELECT s, t, c, m, d, n, rx, tx, l1, l5, l15, mu, mt, su, st, dr, dw, up, p,
-                    cc::real[], mo::json, ifs::json
+                    cc::real[], mo::json, ifs::json, te::json
              FROM UNNEST($1::text[], $2::timestamptz[], $3::real[], $4::real[], $5::real[],
                          $6::bigint[], $7::bigint[], $8::bigint[], $9::real[], $10::real[],
                          $11::real[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[],
                          $16::bigint[], $17::bigint[], $18::bigint[], $19::int[], $20::text[],
-                         $21::text[], $22::text[])
-                  AS u(s, t, c, m, d, n, rx, tx, l1, l5, l15, mu, mt, su, st, dr, dw, up, p, cc, mo, ifs)",
+                         $21::text[], $22::text[], $23::text[])
+                  AS u(s, t, c, m, d, n, rx, tx, l1, l5, l15, mu, mt, su, st, dr, dw, up, p, cc, mo, ifs,
+                       te)",
             $tail
         )
     };
@@ -204,7 +211,8 @@ const INSERT_IDEMPOTENT: &str = insert_metrics!(" ON CONFLICT (server_id, ts) DO
 
 const COPY_NEW: &str = "COPY metrics (server_id, ts, cpu, memory, disk, network, network_rx,
     network_tx, load1, load5, load15, memory_used, memory_total, swap_used, swap_total, disk_read,
-    disk_write, uptime_secs, processes, cpu_cores, mounts, interfaces) FROM STDIN (FORMAT binary)";
+    disk_write, uptime_secs, processes, cpu_cores, mounts, interfaces, temperatures)
+    FROM STDIN (FORMAT binary)";
 
 /// The batch through binary `COPY … FROM STDIN`: the cheapest way into PostgreSQL, for it and
 /// for us. A row that exists makes it fail with a unique violation, as a plain `INSERT` would.
@@ -222,7 +230,7 @@ async fn copy_new(conn: &mut PgConnection, rows: &[MetricRow]) -> Result<u64, sq
 fn copy_payload(rows: &[MetricRow]) -> Vec<u8> {
     let mut copy = BinaryCopy::with_capacity(rows.len() * 400);
     for r in rows {
-        copy.row(22);
+        copy.row(23);
         copy.text(&r.server_id);
         copy.timestamptz(r.ts);
         copy.f32(r.cpu);
@@ -254,6 +262,7 @@ fn copy_payload(rows: &[MetricRow]) -> Vec<u8> {
         }
         copy.opt(r.mounts.as_deref(), BinaryCopy::text);
         copy.opt(r.interfaces.as_deref(), BinaryCopy::text);
+        copy.opt(r.temperatures.as_deref(), BinaryCopy::text);
     }
     copy.finish()
 }
@@ -288,6 +297,7 @@ fn bind_columns<'q>(
         }))
         .bind(column(rows, |r| r.mounts.as_deref()))
         .bind(column(rows, |r| r.interfaces.as_deref()))
+        .bind(column(rows, |r| r.temperatures.as_deref()))
 }
 
 /// One column of the batch, for `UNNEST`.

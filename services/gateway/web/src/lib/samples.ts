@@ -1,6 +1,6 @@
 // What each chart of the server page takes from a live sample or a history point.
 
-import type { HistoryPoint, LatestSample, MetricSample } from '../types';
+import type { HistoryPoint, LatestSample, MetricSample, MountUsage } from '../types';
 import type { Values } from './series';
 
 /** Unix seconds of an RFC 3339 time. */
@@ -8,10 +8,22 @@ export function toSecs(timestamp: string): number {
   return Date.parse(timestamp) / 1000;
 }
 
-export type ChartId = 'cpu' | 'cores' | 'memory' | 'mounts' | 'diskio' | 'network' | 'load';
+export type ChartId = 'cpu' | 'cores' | 'memory' | 'mounts' | 'diskio' | 'network' | 'load' | 'temperatures';
 
 const pct = (used: number | undefined, total: number | undefined): number | null =>
   typeof used === 'number' && typeof total === 'number' && total > 0 ? (used / total) * 100 : null;
+
+/**
+ * A mount's used percent as df shows it: used / (used + available), what a non-root writer
+ * sees, so reserved blocks do not make an empty disk look full. The same formula as
+ * `MountUsage::usage_percent` in the shared crate (which gives the collector's `diskUsage`);
+ * a mount of an older collector, without `availableBytes`, falls back to used / total as
+ * there.
+ */
+export function mountPercent(m: MountUsage): number {
+  const whole = typeof m.availableBytes === 'number' ? m.usedBytes + m.availableBytes : m.totalBytes;
+  return whole > 0 ? Math.min(100, Math.max(0, (m.usedBytes / whole) * 100)) : 0;
+}
 
 /** The values of every live chart for one sample. */
 export function liveValues(s: MetricSample): Record<ChartId, Values> {
@@ -20,7 +32,10 @@ export function liveValues(s: MetricSample): Record<ChartId, Values> {
     cores[`core ${i}`] = v;
   });
   const mounts: Values = {};
-  for (const m of s.mounts ?? []) mounts[m.mountPoint] = pct(m.usedBytes, m.totalBytes);
+  for (const m of s.mounts ?? []) mounts[m.mountPoint] = mountPercent(m);
+  // One line per sensor; none (not a line at 0) where the host has no sensors.
+  const temperatures: Values = {};
+  for (const t of s.temperatures ?? []) temperatures[t.label] = t.celsius;
   const network: Values = {};
   if (s.interfaces && s.interfaces.length > 0) {
     for (const i of s.interfaces) {
@@ -45,6 +60,7 @@ export function liveValues(s: MetricSample): Record<ChartId, Values> {
       '5 min': s.loadAverage?.five ?? null,
       '15 min': s.loadAverage?.fifteen ?? null,
     },
+    temperatures,
   };
 }
 

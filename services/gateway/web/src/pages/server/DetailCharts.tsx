@@ -16,6 +16,8 @@ interface Def {
   title: string;
   unit: 'percent' | 'rate' | 'plain';
   threshold?: 'disk';
+  /** Shown only when the server stored some (temperatures: hosts with sensors). */
+  optional?: boolean;
 }
 
 const DEFS: Def[] = [
@@ -25,6 +27,7 @@ const DEFS: Def[] = [
   { series: 'interfaces', title: 'Network per interface', unit: 'rate' },
   { series: 'swap', title: 'Swap in use', unit: 'percent' },
   { series: 'load', title: 'Load average (1, 5, 15 min)', unit: 'plain' },
+  { series: 'temperatures', title: 'Temperatures (°C)', unit: 'plain', optional: true },
 ];
 
 export function DetailCharts({
@@ -46,6 +49,7 @@ export function DetailCharts({
   const feeds = useMemo(() => DEFS.map(() => new ChartFeed()), [serverId]);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [loaded, setLoaded] = useState(0);
+  const [present, setPresent] = useState<Record<string, boolean>>({});
 
   useEffect(() => {
     if (!span || !bucketSecs) return;
@@ -64,6 +68,7 @@ export function DetailCharts({
             controller.signal,
           );
           const { names, data } = detailColumns(history);
+          setPresent((p) => ({ ...p, [def.series]: names.length > 0 }));
           feeds[i]!.set(
             data,
             names.map((name, k) => ({ key: name, label: name, color: seriesColor(k), width: 1.25 })),
@@ -81,7 +86,8 @@ export function DetailCharts({
 
   return (
     <div class="charts detail-charts" data-detail-loaded={loaded === DEFS.length ? 'true' : 'false'}>
-      {DEFS.map((d, i) => (
+      {DEFS.map((d, i) =>
+        d.optional && !present[d.series] ? null : (
         <Chart
           key={d.series}
           id={`h-${d.series}`}
@@ -93,7 +99,8 @@ export function DetailCharts({
           thresholds={d.threshold ? (thresholds[d.threshold] ?? []) : []}
           empty={errors[d.series] ?? (i < loaded ? 'Nothing stored in this range.' : 'Loading…')}
         />
-      ))}
+        ),
+      )}
     </div>
   );
 }

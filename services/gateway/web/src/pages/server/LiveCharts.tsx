@@ -38,7 +38,13 @@ export const CHARTS: ChartDef[] = [
   { id: 'diskio', title: 'Disk I/O', unit: 'rate' },
   { id: 'network', title: 'Network per interface', unit: 'rate' },
   { id: 'load', title: 'Load average', unit: 'plain' },
+  { id: 'temperatures', title: 'Temperatures, °C', unit: 'plain' },
 ];
+
+/** A server without sensors reports no temperatures: their chart is not shown at all. */
+function shown(c: ChartDef, hasSensors: boolean): boolean {
+  return c.id !== 'temperatures' || hasSensors;
+}
 
 function describe(id: ChartId) {
   return (key: string, i: number) => {
@@ -105,6 +111,7 @@ export function LiveCharts({
 }) {
   const model = useMemo(() => createLiveModel(), [serverId]);
   const [error, setError] = useState<string | null>(null);
+  const [hasSensors, setHasSensors] = useState(false);
 
   useEffect(() => {
     let newest: MetricSample | null = null;
@@ -112,6 +119,7 @@ export function LiveCharts({
       if (s.serverId !== serverId) return;
       newest = s;
       pushSample(model, s);
+      if (s.temperatures && s.temperatures.length > 0) setHasSensors(true);
     });
     // The benchmark fills the charts with an hour of samples through this.
     const debug = (window as unknown as { flickDebug?: Record<string, unknown> }).flickDebug;
@@ -143,7 +151,7 @@ export function LiveCharts({
     <>
       <ErrorText error={error} />
       <div class="charts">
-        {CHARTS.map((c) => (
+        {CHARTS.filter((c) => shown(c, hasSensors)).map((c) => (
           <Chart
             key={c.id}
             id={c.id}
