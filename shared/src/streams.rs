@@ -39,6 +39,11 @@ pub fn stream_config(
             limits.logs_max_bytes,
             "FLick log entries",
         ),
+        StreamKind::Processes => (
+            limits.processes_max_age_secs,
+            limits.processes_max_bytes,
+            "FLick top-process lists, one per server every few seconds",
+        ),
     };
     stream::Config {
         name: subjects.stream_name(kind),
@@ -153,5 +158,40 @@ mod tests {
         assert!(!is_transient(&CreateStreamError::new(
             CreateStreamErrorKind::InvalidStreamName
         )));
+    }
+}
+
+/// The newest process list `server` published, from the processes stream (`None` when it has
+/// published none within the stream's retention, or the stored one does not decode, which is
+/// logged). The alerter attaches it to firing events and the gateway shows it: both read the
+/// stream, so neither keeps state that a restart would lose.
+pub async fn newest_process_list(
+    js: &jetstream::Context,
+    subjects: &Subjects,
+    server: &crate::wire::ServerId,
+) -> Result<Option<crate::wire::ProcessList>, async_nats::Error> {
+    use jetstream::stream::LastRawMessageErrorKind;
+    let stream = js
+        .get_stream_no_info(subjects.stream_name(StreamKind::Processes))
+        .await?;
+    let subject = subjects.processes(server);
+    let message = match stream.get_last_raw_message_by_subject(&subject).await {
+        Ok(message) => message,
+        Err(err) if matches!(err.kind(), LastRawMessageErrorKind::NoMessageFound) => {
+            return Ok(None);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    match crate::wire::decode_on::<crate::wire::ProcessList>(
+        subjects,
+        message.subject.as_str(),
+        &message.payload,
+        chrono::Utc::now(),
+    ) {
+        Ok(list) => Ok(Some(list)),
+        Err(err) => {
+            tracing::warn!(%subject, reason = err.kind(), error = %err, "The newest process list does not decode");
+            Ok(None)
+        }
     }
 }

@@ -21,16 +21,24 @@ pub enum StreamKind {
     Metrics,
     Alerts,
     Logs,
+    /// Top processes of each host (short retention: the newest list is what is read).
+    Processes,
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 3] = [StreamKind::Metrics, StreamKind::Alerts, StreamKind::Logs];
+    pub const ALL: [StreamKind; 4] = [
+        StreamKind::Metrics,
+        StreamKind::Alerts,
+        StreamKind::Logs,
+        StreamKind::Processes,
+    ];
 
     fn token(self) -> &'static str {
         match self {
             StreamKind::Metrics => "metrics",
             StreamKind::Alerts => "alerts",
             StreamKind::Logs => "logs",
+            StreamKind::Processes => "processes",
         }
     }
 }
@@ -79,6 +87,11 @@ impl Subjects {
     /// `<prefix>.logs.<serverId>`
     pub fn logs(&self, server: &ServerId) -> String {
         format!("{}.logs.{server}", self.prefix)
+    }
+
+    /// `<prefix>.processes.<serverId>`
+    pub fn processes(&self, server: &ServerId) -> String {
+        format!("{}.processes.{server}", self.prefix)
     }
 
     /// `<prefix>.status.<serverId>`

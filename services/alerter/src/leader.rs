@@ -528,6 +528,8 @@ async fn commit(
     if events.is_empty() && !term.evaluator.has_changes() && !checkpoint {
         return Ok(None);
     }
+    let mut events = events;
+    crate::culprits::attach(&ctx.js, &ctx.subjects, &mut events).await;
     let changes = term.evaluator.take_changes();
     let outgoing: Vec<Outgoing> = events
         .into_iter()

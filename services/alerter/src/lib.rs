@@ -7,6 +7,7 @@
 //! others stand by and take over within a second or two of its death (see [`leader`]).
 
 pub mod config;
+mod culprits;
 pub mod defaults;
 pub mod leader;
 mod lease;

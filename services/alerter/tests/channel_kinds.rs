@@ -47,6 +47,7 @@ fn event(server: &str, metric: &str, severity: AlertSeverity, state: AlertState)
         started_at: at - chrono::Duration::minutes(3),
         at,
         message: None,
+        top_processes: Vec::new(),
     }
 }
 

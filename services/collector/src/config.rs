@@ -41,6 +41,10 @@ pub struct CollectorSettings {
     /// Where the host's root filesystem is mounted when the collector runs in a container
     /// (`/host`): only mounts under it are reported, under the host's own names.
     pub host_root: Option<String>,
+    /// Time between two top-process lists (`<prefix>.processes.<serverId>`); 0: none.
+    pub processes_interval_ms: u64,
+    /// Processes in each list (by CPU and by memory).
+    pub top_processes: usize,
     /// The directory `flick-collector enroll` wrote: run as the host enrolled there (its
     /// server id, NATS URLs, `.creds` and the hub's CA). `--state-dir` sets it too.
     pub state_dir: Option<String>,
@@ -58,6 +62,8 @@ impl Default for CollectorSettings {
             shutdown_flush_ms: 5_000,
             heartbeat_path: None,
             host_root: None,
+            processes_interval_ms: 5_000,
+            top_processes: 10,
             state_dir: None,
         }
     }
@@ -99,6 +105,21 @@ impl Validate for Config {
             "collector.max_in_flight",
             (1..=4_096).contains(&c.max_in_flight),
             || format!("{} is not in 1..=4096", c.max_in_flight),
+        )?;
+        check(
+            "collector.processes_interval_ms",
+            c.processes_interval_ms == 0 || (1_000..=3_600_000).contains(&c.processes_interval_ms),
+            || {
+                format!(
+                    "{} is not 0 (off) or in 1000..=3600000",
+                    c.processes_interval_ms
+                )
+            },
+        )?;
+        check(
+            "collector.top_processes",
+            (1..=flick_shared::wire::MAX_TOP_PROCESSES).contains(&c.top_processes),
+            || format!("{} is not in 1..=100", c.top_processes),
         )
     }
 }

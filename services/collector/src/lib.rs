@@ -9,6 +9,7 @@ pub mod config;
 pub mod enroll;
 pub mod heartbeat;
 mod identity;
+mod processes;
 pub mod publisher;
 mod sampler;
 pub mod simulate;
@@ -64,6 +65,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut taken = 0u64;
+    let top_processes = (settings.processes_interval_ms > 0).then(|| {
+        tokio::spawn(processes::run(
+            client.clone(),
+            subjects.clone(),
+            server_id.clone(),
+            Duration::from_millis(settings.processes_interval_ms),
+            settings.top_processes,
+            shutdown.clone(),
+        ))
+    });
 
     loop {
         publisher.pump().await;
@@ -83,6 +94,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
     }
 
+    if let Some(task) = top_processes {
+        let _ = task.await;
+    }
     let undelivered = publisher
         .flush(Duration::from_millis(settings.shutdown_flush_ms))
         .await;

@@ -49,6 +49,10 @@ impl GatewayProcess {
                 streams.logs_max_bytes.to_string(),
             )
             .env(
+                "FLICK_STREAMS__PROCESSES_MAX_BYTES",
+                streams.processes_max_bytes.to_string(),
+            )
+            .env(
                 "RUST_LOG",
                 std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )

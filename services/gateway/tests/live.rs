@@ -60,6 +60,7 @@ fn alert_event(server: &str, severity: AlertSeverity, value: f64, threshold: f64
         started_at: chrono::Utc::now(),
         at: chrono::Utc::now(),
         message: Some("CPU high".into()),
+        top_processes: Vec::new(),
     }
 }
 

@@ -145,6 +145,10 @@ async fn main() {
             "FLICK_STREAMS__LOGS_MAX_BYTES",
             streams.logs_max_bytes.to_string(),
         )
+        .env(
+            "FLICK_STREAMS__PROCESSES_MAX_BYTES",
+            streams.processes_max_bytes.to_string(),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

@@ -76,6 +76,9 @@ pub struct RetentionSettings {
     pub logs_days: u32,
     /// Resolved alerts and alert transitions (firing alerts are kept until they resolve).
     pub alerts_days: u32,
+    /// Top-process lists (one per host every few seconds: large). The processes attached to
+    /// an alert live as long as the alert.
+    pub processes_days: u32,
     /// How often expired rows are removed.
     pub sweep_interval_secs: u64,
     /// Rows removed per statement on plain PostgreSQL (small batches keep locks short), and
@@ -97,6 +100,7 @@ impl Default for RetentionSettings {
             hour_aggregates_days: 730,
             logs_days: 30,
             alerts_days: 365,
+            processes_days: 7,
             sweep_interval_secs: 300,
             delete_batch: 10_000,
             purge_interval_secs: 5,
@@ -147,6 +151,7 @@ impl Validate for Config {
             ("retention.metrics_days", r.metrics_days),
             ("retention.logs_days", r.logs_days),
             ("retention.alerts_days", r.alerts_days),
+            ("retention.processes_days", r.processes_days),
             ("retention.minute_aggregates_days", r.minute_aggregates_days),
             ("retention.hour_aggregates_days", r.hour_aggregates_days),
         ] {

@@ -25,7 +25,7 @@ use flick_shared::{db, nats, ops};
 
 pub use config::Config;
 use pipeline::Context;
-use sinks::{AlertsSink, LogsSink, MetricsSink};
+use sinks::{AlertsSink, LogsSink, MetricsSink, ProcessesSink};
 
 /// The dead-letter subject's service name: `<prefix>.deadletter.persister`.
 pub const SERVICE: &str = "persister";
@@ -89,7 +89,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     );
     tasks.spawn(
         "the logs pipeline",
-        pipeline::run(ctx, Arc::new(LogsSink::new(subjects)), shutdown.clone()),
+        pipeline::run(
+            ctx.clone(),
+            Arc::new(LogsSink::new(subjects.clone())),
+            shutdown.clone(),
+        ),
+    );
+    tasks.spawn(
+        "the processes pipeline",
+        pipeline::run(
+            ctx,
+            Arc::new(ProcessesSink::new(subjects)),
+            shutdown.clone(),
+        ),
     );
     let (retention, purge) = (config.retention.clone(), config.retention);
     let (sweep_pool, purge_pool, stop) = (pool.clone(), pool.clone(), shutdown.clone());

@@ -134,7 +134,10 @@ async fn purge_server(
 ) -> Result<u64, sqlx::Error> {
     // The `batch`-th oldest row bounds each statement: an index range on (server_id, ts) that
     // works on a plain table and on every chunk of a hypertable alike.
-    let statements: [&'static str; 4] = [
+    let statements: [&'static str; 5] = [
+        "DELETE FROM process_lists WHERE server_id = $1 AND ts <= $2 AND ts <= COALESCE(
+             (SELECT ts FROM process_lists WHERE server_id = $1 AND ts <= $2
+              ORDER BY ts OFFSET $3 - 1 LIMIT 1), $2)",
         "DELETE FROM metrics WHERE server_id = $1 AND ts <= $2 AND ts <= COALESCE(
              (SELECT ts FROM metrics WHERE server_id = $1 AND ts <= $2
               ORDER BY ts OFFSET $3 - 1 LIMIT 1), $2)",

@@ -27,6 +27,7 @@ pub struct SweepReport {
     pub logs: u64,
     pub alert_events: u64,
     pub alerts: u64,
+    pub process_lists: u64,
     /// Another replica held the lock: nothing was done.
     pub skipped: bool,
 }
@@ -173,6 +174,14 @@ async fn sweep_locked(
         "DELETE FROM logs WHERE ctid = ANY(ARRAY(
              SELECT ctid FROM logs WHERE ts < now() - $1::interval LIMIT $2))",
         &days(settings.logs_days),
+        batch,
+    )
+    .await?;
+    report.process_lists = delete_older(
+        conn,
+        "DELETE FROM process_lists WHERE ctid = ANY(ARRAY(
+             SELECT ctid FROM process_lists WHERE ts < now() - $1::interval LIMIT $2))",
+        &days(settings.processes_days),
         batch,
     )
     .await?;

@@ -39,6 +39,7 @@ fn event(
         started_at: started,
         at,
         message: Some(format!("cpu {value}")),
+        top_processes: Vec::new(),
     }
 }
 

@@ -123,6 +123,10 @@ pub struct StreamSettings {
     pub alerts_max_bytes: i64,
     pub logs_max_age_secs: u64,
     pub logs_max_bytes: i64,
+    /// Top-process lists: what is read is the newest of each server (the persister keeps the
+    /// history), so an hour is plenty.
+    pub processes_max_age_secs: u64,
+    pub processes_max_bytes: i64,
     /// Window in which JetStream drops a message whose `Nats-Msg-Id` it has already stored.
     pub duplicate_window_secs: u64,
     /// The same for alert transitions: longer, because an alerter that crashed between
@@ -141,6 +145,8 @@ impl Default for StreamSettings {
             alerts_max_bytes: 256 << 20,
             logs_max_age_secs: 7 * 24 * 3600,
             logs_max_bytes: 1 << 30,
+            processes_max_age_secs: 3_600,
+            processes_max_bytes: 256 << 20,
             duplicate_window_secs: 120,
             alerts_duplicate_window_secs: 3_600,
             replicas: 1,
@@ -154,6 +160,10 @@ impl Validate for StreamSettings {
             ("streams.metrics_max_age_secs", self.metrics_max_age_secs),
             ("streams.alerts_max_age_secs", self.alerts_max_age_secs),
             ("streams.logs_max_age_secs", self.logs_max_age_secs),
+            (
+                "streams.processes_max_age_secs",
+                self.processes_max_age_secs,
+            ),
         ] {
             check(name, age >= self.duplicate_window_secs, || {
                 format!("{age} is shorter than streams.duplicate_window_secs")
@@ -163,6 +173,7 @@ impl Validate for StreamSettings {
             ("streams.metrics_max_bytes", self.metrics_max_bytes),
             ("streams.alerts_max_bytes", self.alerts_max_bytes),
             ("streams.logs_max_bytes", self.logs_max_bytes),
+            ("streams.processes_max_bytes", self.processes_max_bytes),
         ] {
             check(name, bytes >= 1 << 20, || {
                 format!("{bytes} is less than 1 MiB")

@@ -59,6 +59,11 @@ fn manage_stream(stream: &str) -> [String; 3] {
     ]
 }
 
+/// Reading one stored message (the newest of a subject) of `stream`.
+fn read_message(stream: &str) -> String {
+    format!("$JS.API.STREAM.MSG.GET.{stream}")
+}
+
 /// The durable pull consumer `durable` on `stream`: create, info, next, ack.
 fn consume(stream: &str, durable: &str) -> Vec<String> {
     vec![
@@ -99,6 +104,8 @@ pub fn permissions(role: Role, subjects: &Subjects) -> Permissions {
             publish.extend(manage_stream(&metrics));
             publish.extend(manage_stream(&stream(StreamKind::Alerts)));
             publish.extend(consume(&metrics, ALERTER_CONSUMER));
+            // The newest process list of a server, attached to its firing events.
+            publish.push(read_message(&stream(StreamKind::Processes)));
             publish.push(format!(
                 "$JS.API.CONSUMER.DELETE.{metrics}.{ALERTER_CONSUMER}"
             ));
@@ -115,6 +122,8 @@ pub fn permissions(role: Role, subjects: &Subjects) -> Permissions {
                 api_info,
             ];
             publish.extend(manage_stream(&stream(StreamKind::Logs)));
+            // The newest process list of a server, for its page.
+            publish.push(read_message(&stream(StreamKind::Processes)));
             Permissions {
                 publish,
                 subscribe: vec![
@@ -127,7 +136,12 @@ pub fn permissions(role: Role, subjects: &Subjects) -> Permissions {
             }
         }
         Role::Collector => Permissions {
-            publish: vec![all(StreamKind::Metrics), subjects.status_all(), api_info],
+            publish: vec![
+                all(StreamKind::Metrics),
+                all(StreamKind::Processes),
+                subjects.status_all(),
+                api_info,
+            ],
             subscribe: vec![inbox("collector")],
             deny_publish: vec![],
         },
@@ -137,6 +151,7 @@ pub fn permissions(role: Role, subjects: &Subjects) -> Permissions {
                 all(StreamKind::Metrics),
                 all(StreamKind::Alerts),
                 all(StreamKind::Logs),
+                all(StreamKind::Processes),
                 subjects.status_all(),
             ],
             deny_publish: vec![">".into()],
@@ -149,10 +164,14 @@ pub fn host_inbox_prefix(server: &ServerId) -> String {
     format!("_INBOX.host.{server}")
 }
 
-/// An enrolled host: its own samples and status, its own inbox, nothing else.
+/// An enrolled host: its own samples, process lists and status, its own inbox, nothing else.
 pub fn host(subjects: &Subjects, server: &ServerId) -> Permissions {
     Permissions {
-        publish: vec![subjects.metrics(server), subjects.status(server)],
+        publish: vec![
+            subjects.metrics(server),
+            subjects.processes(server),
+            subjects.status(server),
+        ],
         subscribe: vec![format!("{}.>", host_inbox_prefix(server))],
         deny_publish: vec![],
     }

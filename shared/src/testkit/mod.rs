@@ -44,6 +44,7 @@ pub fn stream_settings() -> crate::config::StreamSettings {
         metrics_max_bytes: 64 << 20,
         alerts_max_bytes: 8 << 20,
         logs_max_bytes: 8 << 20,
+        processes_max_bytes: 4 << 20,
         ..Default::default()
     }
 }

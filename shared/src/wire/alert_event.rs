@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Payload, ServerId, check_not_in_future, default_version};
+use super::{Payload, ProcessUsage, ServerId, check_not_in_future, default_version};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -35,7 +35,15 @@ pub struct AlertEvent {
     /// A sentence for people (webhooks, dashboards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// On a firing transition: what was eating the host, from its newest process list (the
+    /// busiest by CPU, or the largest by memory for a `memory` alert), at most
+    /// [`TOP_PROCESSES_ON_ALERTS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_processes: Vec<ProcessUsage>,
 }
+
+/// Processes attached to a firing alert.
+pub const TOP_PROCESSES_ON_ALERTS: usize = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -111,6 +119,7 @@ mod tests {
             started_at: now - chrono::Duration::seconds(10),
             at: now,
             message: None,
+            top_processes: Vec::new(),
         };
         let mut json = serde_json::to_value(&event).expect("serialises");
         assert_eq!(json["severity"], "critical");

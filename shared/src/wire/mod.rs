@@ -8,16 +8,18 @@
 mod alert_event;
 mod log_entry;
 mod metric_sample;
+mod process_list;
 mod server_id;
 mod status;
 mod timestamp;
 
-pub use alert_event::{AlertEvent, AlertSeverity, AlertState};
+pub use alert_event::{AlertEvent, AlertSeverity, AlertState, TOP_PROCESSES_ON_ALERTS};
 pub use log_entry::{LogEntry, LogLevel, MAX_LOG_MESSAGE_BYTES, json_has_nul};
 pub use metric_sample::{
     DiskIo, InterfaceRates, LoadAverage, MemoryStats, MetricSample, MountUsage, NetworkRates,
     SwapStats, Temperature, fullest_mount_percent, hottest_celsius, percent,
 };
+pub use process_list::{MAX_COMMAND_CHARS, MAX_TOP_PROCESSES, ProcessList, ProcessUsage};
 pub use server_id::{InvalidServerId, MAX_SERVER_ID_LEN, ServerId};
 pub use status::{ServerStatus, StatusState};
 

@@ -217,11 +217,40 @@ impl Dispatcher {
         for out in outgoing {
             insert_notice(&mut tx, out, self.epoch).await?;
         }
+        // A test is taken once its channel is loaded (a channel created a moment ago may not
+        // be yet); one whose channel stays unknown (disabled, or its secrets cannot be opened)
+        // is given up after a while, recorded as such.
+        let known: Vec<Uuid> = self
+            .notifier
+            .channels()
+            .iter()
+            .map(|e| e.channel.id)
+            .collect();
         let tests: Vec<(Uuid, Uuid)> = sqlx::query_as(
-            "UPDATE notification_tests SET taken_at = now() WHERE taken_at IS NULL
+            "UPDATE notification_tests SET taken_at = now()
+             WHERE taken_at IS NULL AND channel_id = ANY($1)
              RETURNING id, channel_id",
         )
+        .bind(&known)
         .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "WITH abandoned AS (
+                 UPDATE notification_tests SET taken_at = now()
+                 WHERE taken_at IS NULL AND NOT (channel_id = ANY($1))
+                   AND requested_at < now() - interval '2 minutes'
+                 RETURNING id, channel_id
+             )
+             INSERT INTO notifications (id, channel_id, channel_name, summary, event_ids, alert_ids,
+                                        server_ids, test, status, epoch, finished_at)
+             SELECT a.id, a.channel_id, coalesce(c.name, ''),
+                    'test notification: the channel is disabled or its secrets cannot be opened',
+                    '{}', '{}', '{}', true, 'given_up', $2, now()
+             FROM abandoned a LEFT JOIN notification_channels c ON c.id = a.channel_id",
+        )
+        .bind(&known)
+        .bind(self.epoch)
+        .execute(&mut *tx)
         .await?;
         for (id, channel) in &tests {
             let name = self
@@ -451,6 +480,7 @@ async fn resume(pool: &PgPool, epoch: i64) -> Result<Incidents, sqlx::Error> {
                     started_at: since,
                     at: since,
                     message: None,
+                    top_processes: Vec::new(),
                 })
             },
         )

@@ -77,6 +77,10 @@ impl Harness {
                     "FLICK_STREAMS__LOGS_MAX_BYTES",
                     s.logs_max_bytes.to_string(),
                 )
+                .env(
+                    "FLICK_STREAMS__PROCESSES_MAX_BYTES",
+                    s.processes_max_bytes.to_string(),
+                )
                 .env("FLICK_ALERTER__FOR_SECS", "2")
                 .env("FLICK_ALERTER__OFFLINE_TIMEOUT_SECS", "3")
                 .env("FLICK_ALERTER__LEASE_POLL_MS", "200")

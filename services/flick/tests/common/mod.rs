@@ -177,6 +177,10 @@ impl Stack {
                 streams.logs_max_bytes.to_string(),
             ),
             (
+                "FLICK_STREAMS__PROCESSES_MAX_BYTES",
+                streams.processes_max_bytes.to_string(),
+            ),
+            (
                 "RUST_LOG",
                 std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
             ),

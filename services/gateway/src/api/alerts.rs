@@ -39,6 +39,9 @@ pub struct Alert {
     pub message: Option<String>,
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub acknowledged_by: Option<Uuid>,
+    /// CPU and memory alerts: the host's busiest (largest) processes when it fired.
+    #[schema(value_type = Vec<Object>)]
+    pub top_processes: Option<sqlx::types::Json<serde_json::Value>>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -60,7 +63,8 @@ pub struct AlertQuery {
 
 const SELECT: &str =
     "SELECT a.id, a.server_id, s.name AS server_name, a.metric, a.severity, a.state, a.value,
-        a.threshold, a.started_at, a.resolved_at, a.message, a.acknowledged_at, a.acknowledged_by
+        a.threshold, a.started_at, a.resolved_at, a.message, a.acknowledged_at, a.acknowledged_by,
+        a.top_processes
     FROM alerts a LEFT JOIN servers s ON s.id = a.server_id";
 
 /// Alerts, newest first.

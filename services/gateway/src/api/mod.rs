@@ -16,6 +16,7 @@ mod notifications;
 mod ops;
 mod page;
 mod preview;
+mod processes;
 pub mod servers;
 mod silences;
 mod thresholds;
@@ -65,6 +66,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(servers::router())
         .merge(history::router())
         .merge(detail::router())
+        .merge(processes::router())
         .merge(thresholds::router())
         .merge(preview::router())
         .merge(alerts::router())

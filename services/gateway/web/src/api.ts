@@ -15,6 +15,7 @@ import type {
   History,
   LogEntry,
   Page,
+  Processes,
   Preview,
   RuleChange,
   RuleMetric,
@@ -24,7 +25,33 @@ import type {
   User,
 } from './types';
 
+/** A read the gateway turned away for a moment (429 or 503 with `Retry-After`, such as a
+ * history query while the fleet page's are still running) is tried again after the time it
+ * gives, a few times, rather than shown as an error. */
 async function authed<T>(method: string, path: string, query?: Query, body?: unknown, signal?: AbortSignal): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await authedOnce<T>(method, path, query, body, signal);
+    } catch (err) {
+      const busy =
+        err instanceof ApiError &&
+        (err.status === 429 || err.status === 503) &&
+        err.retryAfterSecs !== undefined &&
+        err.retryAfterSecs <= 10;
+      if (method !== 'GET' || !busy || attempt >= 4 || signal?.aborted) throw err;
+      const waitMs = (err.retryAfterSecs ?? 1) * 1_000 + Math.random() * 250;
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, waitMs);
+        signal?.addEventListener('abort', () => {
+          clearTimeout(timer);
+          reject(new DOMException('Aborted', 'AbortError'));
+        });
+      });
+    }
+  }
+}
+
+async function authedOnce<T>(method: string, path: string, query?: Query, body?: unknown, signal?: AbortSignal): Promise<T> {
   const token = await accessToken();
   if (!token) throw new ApiError(401, 'unauthorized', 'You are signed out. Sign in again.');
   try {
@@ -71,6 +98,8 @@ export const api = {
       undefined,
       signal,
     ),
+  processes: (id: string, signal?: AbortSignal) =>
+    authed<Processes>('GET', `/servers/${encodeURIComponent(id)}/processes`, undefined, undefined, signal),
   thresholds: (id: string) => authed<Thresholds>('GET', `/servers/${encodeURIComponent(id)}/thresholds`),
   setThresholds: (id: string, changes: Partial<Record<RuleMetric, RuleChange | null>>) =>
     authed<Thresholds>('PUT', `/servers/${encodeURIComponent(id)}/thresholds`, undefined, changes),

@@ -356,3 +356,21 @@ export interface DetailHistory {
   bucketSecs: number;
   lines: { name: string; points: DetailPoint[] }[];
 }
+
+export interface ProcessUsage {
+  pid: number;
+  name: string;
+  user?: string | null;
+  /** Percent of the whole host (all cores). */
+  cpuPercent: number;
+  residentBytes: number;
+  command?: string;
+}
+
+/** `GET /servers/{id}/processes`. */
+export interface Processes {
+  serverId: string;
+  timestamp: string | null;
+  byCpu: ProcessUsage[];
+  byMemory: ProcessUsage[];
+}

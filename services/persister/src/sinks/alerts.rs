@@ -59,10 +59,14 @@ impl Sink for AlertsSink {
         let inserted: i64 = sqlx::query_scalar(
             "WITH new_events AS (
                  INSERT INTO alert_events (id, alert_id, server_id, metric, severity, state, value,
-                                           threshold, started_at, at, message)
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
-                                      $6::text[], $7::float8[], $8::float8[], $9::timestamptz[],
-                                      $10::timestamptz[], $11::text[])
+                                           threshold, started_at, at, message, top_processes)
+                 SELECT id, alert_id, server_id, metric, severity, state, value, threshold,
+                        started_at, at, message, top_processes::json
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                             $6::text[], $7::float8[], $8::float8[], $9::timestamptz[],
+                             $10::timestamptz[], $11::text[], $12::text[])
+                      AS u(id, alert_id, server_id, metric, severity, state, value, threshold,
+                           started_at, at, message, top_processes)
                  ON CONFLICT (id) DO NOTHING
                  RETURNING *
              ), folded AS (
@@ -72,14 +76,16 @@ impl Sink for AlertsSink {
                         min(value) FILTER (WHERE state = 'firing') AS value,
                         min(threshold) FILTER (WHERE state = 'firing') AS threshold,
                         min(message) FILTER (WHERE state = 'firing') AS message,
+                        (array_agg(top_processes::text) FILTER (WHERE state = 'firing'
+                            AND top_processes IS NOT NULL))[1]::json AS top_processes,
                         min(started_at) AS started_at,
                         max(at) FILTER (WHERE state = 'resolved') AS resolved_at
                  FROM new_events GROUP BY alert_id
              ), upserted AS (
                  INSERT INTO alerts AS a (id, server_id, metric, severity, state, value, threshold,
-                                          started_at, resolved_at, message, updated_at)
+                                          started_at, resolved_at, message, top_processes, updated_at)
                  SELECT alert_id, server_id, metric, severity, state, value, threshold, started_at,
-                        resolved_at, message, now()
+                        resolved_at, message, top_processes, now()
                  FROM folded
                  ON CONFLICT (id) DO UPDATE SET
                      state = CASE WHEN a.state = 'resolved' OR EXCLUDED.state = 'resolved'
@@ -88,6 +94,7 @@ impl Sink for AlertsSink {
                      value = COALESCE(a.value, EXCLUDED.value),
                      threshold = COALESCE(a.threshold, EXCLUDED.threshold),
                      message = COALESCE(a.message, EXCLUDED.message),
+                     top_processes = COALESCE(a.top_processes, EXCLUDED.top_processes),
                      started_at = LEAST(a.started_at, EXCLUDED.started_at),
                      updated_at = now()
              )
@@ -104,6 +111,11 @@ impl Sink for AlertsSink {
         .bind(column(rows, |e| e.started_at))
         .bind(column(rows, |e| e.at))
         .bind(column(rows, |e| e.message.as_deref()))
+        .bind(column(rows, |e| {
+            (!e.top_processes.is_empty())
+                .then(|| serde_json::to_string(&e.top_processes).ok())
+                .flatten()
+        }))
         .fetch_one(&mut *conn)
         .await?;
         Ok(u64::try_from(inserted).unwrap_or(0))

@@ -4,7 +4,9 @@ mod alerts;
 mod binary_copy;
 mod logs;
 mod metrics;
+mod processes;
 
 pub use alerts::AlertsSink;
 pub use logs::LogsSink;
 pub use metrics::MetricsSink;
+pub use processes::ProcessesSink;

@@ -200,6 +200,10 @@ impl Harness {
                     "FLICK_STREAMS__LOGS_MAX_BYTES",
                     testkit::stream_settings().logs_max_bytes.to_string(),
                 )
+                .env(
+                    "FLICK_STREAMS__PROCESSES_MAX_BYTES",
+                    testkit::stream_settings().processes_max_bytes.to_string(),
+                )
                 .env("FLICK_PERSISTER__BATCH_SIZE", "500")
                 .env("FLICK_PERSISTER__FLUSH_INTERVAL_MS", "200")
                 .env(

@@ -268,6 +268,7 @@ impl Evaluator {
             started_at: *started_at,
             at,
             message: Some(message),
+            top_processes: Vec::new(),
         }
     }
 }

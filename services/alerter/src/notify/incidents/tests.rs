@@ -77,6 +77,7 @@ impl Alert {
             started_at: t0(),
             at: t0(),
             message: None,
+            top_processes: Vec::new(),
         }
     }
     fn firing(&self) -> AlertEvent {

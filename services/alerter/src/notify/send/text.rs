@@ -358,6 +358,7 @@ mod tests {
             started_at: at - chrono::Duration::minutes(5),
             at,
             message: None,
+            top_processes: Vec::new(),
         }
     }
 

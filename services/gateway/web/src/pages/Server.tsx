@@ -6,6 +6,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, errorText } from '../api';
 import type { AlertSpan, Threshold } from '../charts/Chart';
 import { AlertTable } from '../components/AlertTable';
+import { ProcessesPanel } from '../components/Processes';
 import { ServerSilences } from '../components/ServerSilences';
 import { Empty, ErrorText, Loading, NotFound, StatusBadge } from '../components/common';
 import { LogList } from '../components/LogList';
@@ -231,6 +232,8 @@ export function ServerPage({ id }: { id: string }) {
       ) : (
         <HistoryCharts serverId={server.id} range={range} alerts={spans} thresholds={lines} />
       )}
+
+      <ProcessesPanel serverId={server.id} />
 
       <section class="panel" aria-labelledby="alerts-title">
         <h2 id="alerts-title">Alerts</h2>

@@ -90,7 +90,7 @@ export function DetailCharts({
         d.optional && !present[d.series] ? null : (
         <Chart
           key={d.series}
-          id={`h-${d.series}`}
+          id={`d-${d.series}`}
           title={d.title}
           unit={d.unit}
           feed={feeds[i]!}
