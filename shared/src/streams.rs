@@ -130,37 +130,6 @@ pub async fn ensure_streams(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use jetstream::context::{CreateStreamError, CreateStreamErrorKind};
-
-    fn answered(err_code: u64) -> CreateStreamError {
-        let answer = serde_json::json!({"code": 503, "err_code": err_code, "description": "x"});
-        let err = serde_json::from_value(answer).expect("a JetStream error");
-        CreateStreamError::new(CreateStreamErrorKind::JetStream(err))
-    }
-
-    #[test]
-    fn a_cluster_on_its_way_is_retried_a_refusal_is_not() {
-        assert!(is_transient(&CreateStreamError::new(
-            CreateStreamErrorKind::TimedOut
-        )));
-        assert!(
-            is_transient(&answered(10008)),
-            "JetStream temporarily unavailable"
-        );
-        assert!(is_transient(&answered(10005)), "no suitable peers yet");
-        assert!(
-            !is_transient(&answered(10058)),
-            "a stream name in use with another config"
-        );
-        assert!(!is_transient(&CreateStreamError::new(
-            CreateStreamErrorKind::InvalidStreamName
-        )));
-    }
-}
-
 /// The newest process list `server` published, from the processes stream (`None` when it has
 /// published none within the stream's retention, or the stored one does not decode, which is
 /// logged). The alerter attaches it to firing events and the gateway shows it: both read the
@@ -193,5 +162,36 @@ pub async fn newest_process_list(
             tracing::warn!(%subject, reason = err.kind(), error = %err, "The newest process list does not decode");
             Ok(None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jetstream::context::{CreateStreamError, CreateStreamErrorKind};
+
+    fn answered(err_code: u64) -> CreateStreamError {
+        let answer = serde_json::json!({"code": 503, "err_code": err_code, "description": "x"});
+        let err = serde_json::from_value(answer).expect("a JetStream error");
+        CreateStreamError::new(CreateStreamErrorKind::JetStream(err))
+    }
+
+    #[test]
+    fn a_cluster_on_its_way_is_retried_a_refusal_is_not() {
+        assert!(is_transient(&CreateStreamError::new(
+            CreateStreamErrorKind::TimedOut
+        )));
+        assert!(
+            is_transient(&answered(10008)),
+            "JetStream temporarily unavailable"
+        );
+        assert!(is_transient(&answered(10005)), "no suitable peers yet");
+        assert!(
+            !is_transient(&answered(10058)),
+            "a stream name in use with another config"
+        );
+        assert!(!is_transient(&CreateStreamError::new(
+            CreateStreamErrorKind::InvalidStreamName
+        )));
     }
 }
