@@ -149,7 +149,9 @@ mod tests {
         ProcessList {
             v: 1,
             server_id: ServerId::parse("web-1").expect("id"),
-            timestamp: Utc::now(),
+            // The wire keeps milliseconds.
+            timestamp: chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
+                .expect("a time"),
             by_cpu: vec![
                 usage("postgres", 61.2, 1 << 30),
                 usage("java", 22.0, 300 << 20),
