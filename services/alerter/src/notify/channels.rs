@@ -89,6 +89,21 @@ pub async fn load(store: &Store, keys: Option<&KeyRing>) -> Result<Vec<Entry>, s
     Ok(channels)
 }
 
+/// A sealed column, opened: the one place that needs the key ring and says it is missing.
+fn open_bytes(
+    keys: Option<&KeyRing>,
+    id: Uuid,
+    sealed: Option<&[u8]>,
+) -> Result<Option<Vec<u8>>, String> {
+    let Some(sealed) = sealed else {
+        return Ok(None);
+    };
+    let keys = keys.ok_or("no encryption key is configured (ENCRYPTION_KEY)")?;
+    keys.open(id.as_bytes(), sealed)
+        .map(Some)
+        .map_err(|err| err.to_string())
+}
+
 /// A sealed text column, opened.
 fn open_text(
     keys: Option<&KeyRing>,
@@ -96,16 +111,9 @@ fn open_text(
     sealed: Option<&[u8]>,
     what: &str,
 ) -> Result<Option<String>, String> {
-    let Some(sealed) = sealed else {
-        return Ok(None);
-    };
-    let keys = keys.ok_or("no encryption key is configured (ENCRYPTION_KEY)")?;
-    let plain = keys
-        .open(id.as_bytes(), sealed)
-        .map_err(|err| err.to_string())?;
-    String::from_utf8(plain)
-        .map(Some)
-        .map_err(|_| format!("the {what} is not UTF-8"))
+    open_bytes(keys, id, sealed)?
+        .map(|plain| String::from_utf8(plain).map_err(|_| format!("the {what} is not UTF-8")))
+        .transpose()
 }
 
 type Opened = (Vec<(String, String)>, Option<Vec<u8>>);
@@ -116,14 +124,8 @@ fn open(
     headers: Option<&[u8]>,
     secret: Option<&[u8]>,
 ) -> Result<Opened, String> {
-    if headers.is_none() && secret.is_none() {
-        return Ok((Vec::new(), None));
-    }
-    let keys = keys.ok_or("no encryption key is configured (ENCRYPTION_KEY)")?;
-    let aad = id.as_bytes();
-    let headers = match headers {
-        Some(sealed) => {
-            let plain = keys.open(aad, sealed).map_err(|err| err.to_string())?;
+    let headers = match open_bytes(keys, id, headers)? {
+        Some(plain) => {
             let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&plain)
                 .map_err(|err| format!("secret headers are not a JSON object: {err}"))?;
             map.into_iter()
@@ -132,9 +134,5 @@ fn open(
         }
         None => Vec::new(),
     };
-    let secret = match secret {
-        Some(sealed) => Some(keys.open(aad, sealed).map_err(|err| err.to_string())?),
-        None => None,
-    };
-    Ok((headers, secret))
+    Ok((headers, open_bytes(keys, id, secret)?))
 }

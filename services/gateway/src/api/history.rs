@@ -78,7 +78,7 @@ pub struct History {
     pub points: Vec<Point>,
 }
 
-fn parse_time(name: &str, value: &str) -> ApiResult<DateTime<Utc>> {
+pub(super) fn parse_time(name: &str, value: &str) -> ApiResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| ApiError::unprocessable(format!("{name} {value:?} is not an RFC 3339 time")))

@@ -13,6 +13,7 @@ use flick_shared::streams::newest_process_list;
 use flick_shared::wire::{ProcessUsage, ServerId};
 
 use super::access::visible_server;
+use super::history::parse_time;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -60,9 +61,7 @@ async fn processes(
         by_memory: Vec::new(),
     };
     if let Some(at) = query.at.as_deref() {
-        let at = DateTime::parse_from_rfc3339(at)
-            .map_err(|_| ApiError::unprocessable("at must be an RFC 3339 time"))?
-            .with_timezone(&Utc);
+        let at = parse_time("at", at)?;
         return Ok(ApiJson(
             stored(&state, &server.id, at)
                 .await?
