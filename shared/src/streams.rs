@@ -149,6 +149,14 @@ pub async fn newest_process_list(
         Err(err) if matches!(err.kind(), LastRawMessageErrorKind::NoMessageFound) => {
             return Ok(None);
         }
+        // No stream yet: the persister creates it at start, and no collector has published
+        // into it, so there is no list rather than an outage.
+        Err(err)
+            if matches!(err.kind(), LastRawMessageErrorKind::JetStream(ref js_err)
+                if js_err.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+        {
+            return Ok(None);
+        }
         Err(err) => return Err(err.into()),
     };
     match crate::wire::decode_on::<crate::wire::ProcessList>(

@@ -423,3 +423,32 @@ async fn a_posted_log_is_published_and_logs_are_read_back_filtered_and_paged() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn processes_before_any_list_was_published_are_empty_then_the_stored_one() {
+    // The gateway alone: no persister has created the processes stream and no collector has
+    // published into it. That is "no list yet", not an outage.
+    let gw = Gateway::start().await;
+    let ada = gw.register("ada@example.com").await;
+    gw.create_server(&ada.access, json!({ "id": "web-1", "name": "web" }))
+        .await;
+    let (status, none) = gw.get("/api/v1/servers/web-1/processes", &ada.access).await;
+    assert_eq!(status, StatusCode::OK, "{none}");
+    assert_eq!(none["timestamp"], Value::Null);
+    assert_eq!(none["byCpu"], json!([]));
+
+    let process = json!([{ "pid": 42, "name": "postgres", "user": "postgres", "cpuPercent": 61.0, "residentBytes": 1048576, "command": "postgres -D /data" }]);
+    sqlx::query(
+        "INSERT INTO process_lists (server_id, ts, by_cpu, by_memory)
+         VALUES ('web-1', now() - interval '10 seconds', $1, $1)",
+    )
+    .bind(sqlx::types::Json(&process))
+    .execute(&gw.db.pool)
+    .await
+    .expect("a stored list");
+    let (status, stored) = gw.get("/api/v1/servers/web-1/processes", &ada.access).await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    assert_eq!(stored["byCpu"][0]["name"], "postgres");
+    assert_ne!(stored["timestamp"], Value::Null);
+    gw.stop().await;
+}
