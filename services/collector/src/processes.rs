@@ -5,10 +5,14 @@
 //! sampler's path, and only as often as configured.
 
 use std::cmp::Ordering;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sysinfo::{Process, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind, Users};
+use sysinfo::{System, Users};
 
 use flick_shared::Subjects;
 use flick_shared::shutdown::CancellationToken;
@@ -16,14 +20,25 @@ use flick_shared::wire::{MAX_COMMAND_CHARS, ProcessList, ProcessUsage, ServerId,
 
 /// How often the uid → name table is read again (users come and go rarely).
 const USERS_EVERY: u32 = 60;
+/// `PF_KTHREAD` in `/proc/<pid>/stat`'s flags: kernel threads are not what eats a host.
+const KERNEL_THREAD: u64 = 0x0020_0000;
 
-/// Reads the processes and ranks them.
+/// Reads the process table and ranks it. It reads `/proc/<pid>/stat` of every process and
+/// nothing else (sysinfo also reads each process's `status`, which the kernel formats at some
+/// cost: three times the CPU for the same ranking); user and command line are read for the
+/// few processes that make a list.
 pub struct ProcessSampler {
-    system: System,
+    proc: PathBuf,
     users: Users,
     reads: u32,
     cores: f64,
     top: usize,
+    ticks_per_second: f64,
+    page_size: u64,
+    /// CPU ticks (user + system) of each process at the previous read, and when that was.
+    previous: HashMap<u32, u64>,
+    previous_at: Instant,
+    buffer: Vec<u8>,
 }
 
 impl ProcessSampler {
@@ -32,100 +47,203 @@ impl ProcessSampler {
         system.refresh_cpu_list(sysinfo::CpuRefreshKind::nothing());
         let cores = system.cpus().len().max(1) as f64;
         let mut sampler = Self {
-            system,
+            proc: PathBuf::from("/proc"),
             users: Users::new_with_refreshed_list()?,
             reads: 0,
             cores,
             top,
+            ticks_per_second: f64::from(rustix::param::clock_ticks_per_second().max(1) as u32),
+            page_size: rustix::param::page_size() as u64,
+            previous: HashMap::new(),
+            previous_at: Instant::now(),
+            buffer: Vec::with_capacity(512),
         };
         // CPU usage is the time between two reads: the first read is the baseline.
-        sampler.refresh();
+        sampler.read_table();
         Ok(sampler)
     }
 
-    fn refresh(&mut self) {
-        self.system.refresh_processes_specifics(
-            ProcessesToUpdate::All,
-            true,
-            ProcessRefreshKind::nothing()
-                .with_cpu()
-                .with_memory()
-                .with_user(UpdateKind::OnlyIfNotSet)
-                .with_cmd(UpdateKind::OnlyIfNotSet)
-                // Threads are their processes' business: list processes only.
-                .without_tasks(),
-        );
+    /// Every process's CPU share since the previous read and its resident set.
+    fn read_table(&mut self) -> Vec<Candidate> {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.previous_at).as_secs_f64();
+        let per_percent = self.ticks_per_second * elapsed.max(1e-3) * self.cores / 100.0;
+        let mut current = HashMap::with_capacity(self.previous.len() + 16);
+        let mut all = Vec::with_capacity(self.previous.len() + 16);
+        let Ok(entries) = std::fs::read_dir(&self.proc) else {
+            return all;
+        };
+        let mut path = self.proc.clone();
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            path.push(entry.file_name());
+            path.push("stat");
+            self.buffer.clear();
+            let read = std::fs::File::open(&path).and_then(|mut f| f.read_to_end(&mut self.buffer));
+            path.pop();
+            path.pop();
+            // Gone since the directory was listed: not a process any more.
+            if read.is_err() {
+                continue;
+            }
+            let Some(stat) = Stat::parse(&self.buffer) else {
+                continue;
+            };
+            if stat.flags & KERNEL_THREAD != 0 {
+                continue;
+            }
+            // A process not seen at the previous read started since: all its time is new.
+            let used = stat
+                .ticks
+                .saturating_sub(self.previous.get(&pid).copied().unwrap_or(0));
+            current.insert(pid, stat.ticks);
+            all.push(Candidate {
+                pid,
+                cpu_percent: (used as f64 / per_percent).clamp(0.0, 100.0),
+                resident_bytes: stat.resident_pages.saturating_mul(self.page_size),
+                name: stat.name,
+            });
+        }
+        self.previous = current;
+        self.previous_at = now;
         self.reads = self.reads.wrapping_add(1);
         if self.reads.is_multiple_of(USERS_EVERY) {
             self.users.refresh();
         }
+        all
     }
 
-    /// The lists for `at`, ranked since the previous call.
+    /// The lists for `at`, ranked since the previous call. Only the processes that make a list
+    /// are described (user, command line): a host runs hundreds and the lists name a few.
     pub fn take(&mut self, server: &ServerId, at: DateTime<Utc>) -> ProcessList {
-        self.refresh();
-        let all: Vec<ProcessUsage> = self
-            .system
-            .processes()
-            .values()
-            .filter(|p| p.thread_kind().is_none())
-            .map(|p| self.usage(p))
-            .collect();
+        let all = self.read_table();
         let (by_cpu, by_memory) = rank(all, self.top);
         ProcessList {
             v: WIRE_VERSION,
             server_id: server.clone(),
             timestamp: at,
-            by_cpu,
-            by_memory,
+            by_cpu: by_cpu.iter().map(|c| self.usage(c)).collect(),
+            by_memory: by_memory.iter().map(|c| self.usage(c)).collect(),
         }
     }
 
-    fn usage(&self, p: &Process) -> ProcessUsage {
-        let user = p.user_id().map(|uid| {
+    fn usage(&self, candidate: &Candidate) -> ProcessUsage {
+        let dir = self.proc.join(candidate.pid.to_string());
+        let user = std::fs::metadata(&dir).ok().map(|m| {
+            let uid = m.uid();
             self.users
-                .get_user_by_id(uid)
+                .iter()
+                .find(|u| **u.id() == uid)
                 .map_or_else(|| uid.to_string(), |u| u.name().to_owned())
         });
+        let command = std::fs::read(dir.join("cmdline")).unwrap_or_default();
         ProcessUsage {
-            pid: p.pid().as_u32(),
-            name: clean(&p.name().to_string_lossy()),
+            pid: candidate.pid,
+            name: clean(&String::from_utf8_lossy(candidate.name.as_bytes())),
             user: user.map(|u| clean(&u)),
-            // sysinfo counts one busy core as 100 %: share of the whole host, like cpuUsage.
-            cpu_percent: round2((f64::from(p.cpu_usage()) / self.cores).clamp(0.0, 100.0)),
-            resident_bytes: p.memory(),
-            command: command_line(p),
+            cpu_percent: round2(candidate.cpu_percent),
+            resident_bytes: candidate.resident_bytes,
+            command: command_line(&command),
         }
     }
 }
 
+/// The figures of `/proc/<pid>/stat` a ranking needs.
+struct Stat {
+    name: Name,
+    flags: u64,
+    /// utime + stime, in clock ticks.
+    ticks: u64,
+    resident_pages: u64,
+}
+
+impl Stat {
+    /// `pid (comm) state ppid …`: the name may hold spaces and parentheses, so the fields are
+    /// counted from its last `)`. See proc(5): flags is field 9, utime 14, stime 15, rss 24.
+    fn parse(stat: &[u8]) -> Option<Stat> {
+        let open = stat.iter().position(|&b| b == b'(')?;
+        let close = stat.iter().rposition(|&b| b == b')')?;
+        let name = Name::new(stat.get(open + 1..close)?);
+        let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
+        let mut fields = rest.split_ascii_whitespace();
+        // After the name, field 3 (state) comes first: field n is at index n - 3.
+        let mut field = |skip: usize| fields.nth(skip)?.parse::<u64>().ok();
+        let flags = field(6)?;
+        let utime = field(4)?;
+        let stime = field(0)?;
+        let resident_pages = field(8)?;
+        Some(Stat {
+            name,
+            flags,
+            ticks: utime.saturating_add(stime),
+            resident_pages,
+        })
+    }
+}
+
+/// A process name (the kernel keeps 15 bytes of it), inline so that reading the table
+/// allocates nothing per process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Name {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl Name {
+    pub fn new(name: &[u8]) -> Self {
+        let len = name.len().min(16);
+        let mut bytes = [0; 16];
+        bytes[..len].copy_from_slice(&name[..len]);
+        Self {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// What a process is ranked by.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate {
+    pub pid: u32,
+    /// Percent of the whole host's CPU (all cores: 0..=100), like `cpuUsage`.
+    pub cpu_percent: f64,
+    pub resident_bytes: u64,
+    pub name: Name,
+}
+
 /// The `top` busiest and the `top` largest (ties by pid, so a list is stable).
-pub fn rank(all: Vec<ProcessUsage>, top: usize) -> (Vec<ProcessUsage>, Vec<ProcessUsage>) {
-    let mut by_cpu = all.clone();
-    by_cpu.sort_by(|a, b| {
+pub fn rank(mut all: Vec<Candidate>, top: usize) -> (Vec<Candidate>, Vec<Candidate>) {
+    all.sort_unstable_by(|a, b| {
         b.cpu_percent
             .partial_cmp(&a.cpu_percent)
             .unwrap_or(Ordering::Equal)
             .then(a.pid.cmp(&b.pid))
     });
-    by_cpu.truncate(top);
-    let mut by_memory = all;
-    by_memory.sort_by(|a, b| {
+    let by_cpu = all.iter().take(top).copied().collect();
+    all.sort_unstable_by(|a, b| {
         b.resident_bytes
             .cmp(&a.resident_bytes)
             .then(a.pid.cmp(&b.pid))
     });
-    by_memory.truncate(top);
-    (by_cpu, by_memory)
+    all.truncate(top);
+    (by_cpu, all)
 }
 
-fn command_line(p: &Process) -> String {
-    let joined = p
-        .cmd()
-        .iter()
-        .map(|part| part.to_string_lossy())
-        .collect::<Vec<_>>()
-        .join(" ");
+/// `/proc/<pid>/cmdline` (arguments ended by NUL) as one line of at most
+/// [`MAX_COMMAND_CHARS`] characters.
+fn command_line(cmdline: &[u8]) -> String {
+    let joined =
+        String::from_utf8_lossy(cmdline.strip_suffix(&[0]).unwrap_or(cmdline)).replace('\0', " ");
     let joined = clean(&joined);
     if joined.chars().count() <= MAX_COMMAND_CHARS {
         return joined;
@@ -214,15 +332,25 @@ pub async fn run(
 mod tests {
     use super::*;
 
-    fn p(pid: u32, cpu: f64, rss: u64) -> ProcessUsage {
-        ProcessUsage {
+    fn p(pid: u32, cpu_percent: f64, resident_bytes: u64) -> Candidate {
+        Candidate {
             pid,
-            name: format!("p{pid}"),
-            user: None,
-            cpu_percent: cpu,
-            resident_bytes: rss,
-            command: String::new(),
+            cpu_percent,
+            resident_bytes,
+            name: Name::new(b"p"),
         }
+    }
+
+    #[test]
+    fn a_stat_line_is_read_past_a_name_with_spaces_and_parentheses() {
+        let line = b"4242 (tmux: server (1)) S 1 4242 4242 0 -1 4194560 9 0 0 0 150 25 0 0 20 0 1 0 877 9437184 1024 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0\n";
+        let stat = Stat::parse(line).expect("parsed");
+        assert_eq!(stat.name.as_bytes(), b"tmux: server (1)");
+        assert_eq!(
+            (stat.flags, stat.ticks, stat.resident_pages),
+            (4_194_560, 175, 1024)
+        );
+        assert_eq!(command_line(b"postgres\0-D\0/data\0"), "postgres -D /data");
     }
 
     #[test]
@@ -231,7 +359,7 @@ mod tests {
             vec![p(3, 5.0, 10), p(1, 50.0, 5), p(2, 5.0, 900), p(4, 0.0, 900)],
             3,
         );
-        let pids = |list: &[ProcessUsage]| list.iter().map(|p| p.pid).collect::<Vec<_>>();
+        let pids = |list: &[Candidate]| list.iter().map(|p| p.pid).collect::<Vec<_>>();
         assert_eq!(pids(&cpu), [1, 2, 3]);
         assert_eq!(pids(&memory), [2, 4, 3]);
     }

@@ -147,11 +147,16 @@ try {
       if (answer.status() === 200) rotated += 1;
       await route.abort('connectionreset');
     });
+    const url = page.url();
     await page.reload();
     await waitFor('the refresh reaching the gateway', () => rotated > 0, 15_000, 50);
+    // Leave the page before the route goes: a page still running retries its lost refresh,
+    // and on a loaded machine that retry could land after the route was gone, succeed, and
+    // clear the attempt id this step is about (then the old cookie below is a reuse).
+    await page.goto('about:blank');
     await page.unroute('**/api/v1/auth/refresh');
     await page.context().addCookies([before]);
-    await page.reload();
+    await page.goto(url);
     try {
       await page.getByRole('heading', { name: 'Fleet' }).waitFor();
     } catch (err) {
