@@ -61,6 +61,7 @@ fn alert_event(server: &str, severity: AlertSeverity, value: f64, threshold: f64
         at: chrono::Utc::now(),
         message: Some("CPU high".into()),
         top_processes: Vec::new(),
+        container: None,
     }
 }
 

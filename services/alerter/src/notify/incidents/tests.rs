@@ -78,6 +78,7 @@ impl Alert {
             at: t0(),
             message: None,
             top_processes: Vec::new(),
+            container: None,
         }
     }
     fn firing(&self) -> AlertEvent {

@@ -359,6 +359,7 @@ mod tests {
             at,
             message: None,
             top_processes: Vec::new(),
+            container: None,
         }
     }
 
