@@ -35,3 +35,8 @@ ALTER TABLE alerts ADD COLUMN container text NOT NULL DEFAULT '';
 ALTER TABLE alert_acks ADD COLUMN container text NOT NULL DEFAULT '';
 ALTER TABLE alert_acks DROP CONSTRAINT alert_acks_pkey;
 ALTER TABLE alert_acks ADD PRIMARY KEY (server_id, metric, container);
+
+-- A silence may name a container alert's metric (it then covers every container of its servers).
+ALTER TABLE silences DROP CONSTRAINT IF EXISTS silences_metric_check;
+ALTER TABLE silences ADD CONSTRAINT silences_metric_check CHECK (metric IN
+    ('cpu', 'memory', 'disk', 'offline', 'container_stopped', 'container_restarting', 'container_unhealthy'));

@@ -113,7 +113,8 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let mut phases = HashMap::with_capacity(rows.len());
-        for (server, metric, severity, container, phase, since, alert_id, value, threshold) in rows {
+        for (server, metric, severity, container, phase, since, alert_id, value, threshold) in rows
+        {
             let (Ok(server), Some(metric), Some(severity)) = (
                 ServerId::parse(server),
                 Metric::parse(&metric),

@@ -197,7 +197,9 @@ impl Engine {
     async fn read(&mut self) -> Result<Vec<ContainerUsage>, EngineError> {
         let docker = self.docker().await?;
         let summaries = docker
-            .list_containers(Some(ListContainersOptionsBuilder::default().all(true).build()))
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default().all(true).build(),
+            ))
             .await
             .map_err(|e| self.error(e))?;
         let ids: Vec<String> = summaries.into_iter().filter_map(|s| s.id).collect();

@@ -6,9 +6,9 @@
 //! servers: the load generator of every benchmark, and a demo without real hosts.
 
 pub mod config;
+pub mod containers;
 pub mod enroll;
 pub mod heartbeat;
-pub mod containers;
 mod identity;
 mod processes;
 pub mod publisher;
@@ -69,7 +69,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     // The newest container list, taken by the next sample (`None`: nothing new since).
     let (container_lists, mut new_containers) = tokio::sync::watch::channel(None);
     let containers = settings.docker_socket.clone().map(|socket| {
-        tracing::info!(socket, interval_ms = settings.containers_interval_ms, "Reading containers from the engine");
+        tracing::info!(
+            socket,
+            interval_ms = settings.containers_interval_ms,
+            "Reading containers from the engine"
+        );
         tokio::spawn(containers::run(
             socket,
             Duration::from_millis(settings.containers_interval_ms),

@@ -22,8 +22,19 @@ async fn running_and_stopped_containers_are_listed_with_their_figures() {
     // fails its health check.
     let busy = docker.run(
         &busy_name,
-        &["--health-cmd", "false", "--health-interval", "1s", "--health-retries", "1"],
-        &["sh", "-c", "yes > /dev/null & while true; do echo x >> /tmp/f; sleep 1; done"],
+        &[
+            "--health-cmd",
+            "false",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "1",
+        ],
+        &[
+            "sh",
+            "-c",
+            "yes > /dev/null & while true; do echo x >> /tmp/f; sleep 1; done",
+        ],
     );
     let done = docker.run(&done_name, &[], &["sh", "-c", "exit 3"]);
 
@@ -39,7 +50,10 @@ async fn running_and_stopped_containers_are_listed_with_their_figures() {
     assert_eq!(c.id, busy.id[..12]);
     assert!(c.cpu_percent > 1.0, "it burns a core: {c:?}");
     assert!(c.memory_bytes > 0, "{c:?}");
-    assert!(c.memory_limit_bytes.is_some_and(|l| l > c.memory_bytes), "{c:?}");
+    assert!(
+        c.memory_limit_bytes.is_some_and(|l| l > c.memory_bytes),
+        "{c:?}"
+    );
     assert_eq!(c.health.as_deref(), Some("unhealthy"), "{c:?}");
     assert_eq!(c.exit_code, None);
 
@@ -81,7 +95,10 @@ async fn restarts_are_counted() {
         if c.restarts >= 2 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no restarts counted: {c:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no restarts counted: {c:?}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

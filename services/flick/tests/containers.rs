@@ -103,7 +103,12 @@ async fn a_started_container_is_listed_with_its_stats_and_stopping_it_fires_once
     assert_eq!(container["state"], "running", "{container}");
     assert_eq!(container["image"], TEST_IMAGE, "{container}");
     assert_eq!(container["restarts"], 0, "{container}");
-    for field in ["netRxBytes", "netTxBytes", "blockReadBytes", "blockWriteBytes"] {
+    for field in [
+        "netRxBytes",
+        "netTxBytes",
+        "blockReadBytes",
+        "blockWriteBytes",
+    ] {
         assert!(container[field].is_u64(), "{field}: {container}");
     }
 
@@ -173,13 +178,12 @@ async fn a_started_container_is_listed_with_its_stats_and_stopping_it_fires_once
         ],
         "{events:?}"
     );
-    let stored: Vec<(String, String)> = sqlx::query_as(
-        "SELECT metric, state FROM alert_events WHERE container = $1 ORDER BY at",
-    )
-    .bind(&name)
-    .fetch_all(&stack.db.pool)
-    .await
-    .expect("alert_events");
+    let stored: Vec<(String, String)> =
+        sqlx::query_as("SELECT metric, state FROM alert_events WHERE container = $1 ORDER BY at")
+            .bind(&name)
+            .fetch_all(&stack.db.pool)
+            .await
+            .expect("alert_events");
     assert_eq!(
         stored,
         [

@@ -99,7 +99,20 @@ async fn stored(state: &AppState, server: String, at: DateTime<Utc>) -> ApiResul
         containers: rows
             .into_iter()
             .map(
-                |(_, name, id, image, state, health, exit_code, restarts, cpu, memory, limit, io)| {
+                |(
+                    _,
+                    name,
+                    id,
+                    image,
+                    state,
+                    health,
+                    exit_code,
+                    restarts,
+                    cpu,
+                    memory,
+                    limit,
+                    io,
+                )| {
                     ContainerUsage {
                         id,
                         name,

@@ -78,7 +78,9 @@ impl RestartHistory {
 
     /// Whether the history reaches back a whole window before `at`.
     pub fn covers_window(&self, at: DateTime<Utc>) -> bool {
-        self.seen.front().is_some_and(|&(t, _)| t <= at - LOOP_WINDOW)
+        self.seen
+            .front()
+            .is_some_and(|&(t, _)| t <= at - LOOP_WINDOW)
     }
 }
 
@@ -153,13 +155,22 @@ impl Evaluator {
         let gone: Vec<Key> = self
             .phases
             .keys()
-            .filter(|(s, m, _, name)| s == server && m.is_container() && !listed.contains(name.as_str()))
+            .filter(|(s, m, _, name)| {
+                s == server && m.is_container() && !listed.contains(name.as_str())
+            })
             .cloned()
             .collect();
         for key in gone {
             if let Some(phase @ Phase::Firing { .. }) = self.set(&key, None) {
                 let message = format!("container {} was removed from {host}", key.3);
-                events.push(self.container_event(&key, &phase, AlertState::Resolved, None, message, at));
+                events.push(self.container_event(
+                    &key,
+                    &phase,
+                    AlertState::Resolved,
+                    None,
+                    message,
+                    at,
+                ));
             }
         }
         self.containers
@@ -181,7 +192,10 @@ impl Evaluator {
                         value: container.exit_code.unwrap_or(0) as f64,
                         threshold: 0.0,
                     };
-                    let message = format!("container {name} stopped ({}) on {host}", how_stopped(container));
+                    let message = format!(
+                        "container {name} stopped ({}) on {host}",
+                        how_stopped(container)
+                    );
                     events.push(self.container_event(
                         &stopped,
                         &phase,
@@ -194,7 +208,14 @@ impl Evaluator {
                 }
                 Some(phase @ Phase::Firing { .. }) if container.is_running() => {
                     let message = format!("container {name} is running again on {host}");
-                    events.push(self.container_event(&stopped, &phase, AlertState::Resolved, None, message, at));
+                    events.push(self.container_event(
+                        &stopped,
+                        &phase,
+                        AlertState::Resolved,
+                        None,
+                        message,
+                        at,
+                    ));
                     self.set(&stopped, Some(Phase::Pending { since: at }));
                 }
                 _ => {}
@@ -259,11 +280,25 @@ impl Evaluator {
                     value: value.unwrap_or(0.0),
                     threshold,
                 };
-                events.push(self.container_event(&key, &phase, AlertState::Firing, value, firing(value), at));
+                events.push(self.container_event(
+                    &key,
+                    &phase,
+                    AlertState::Firing,
+                    value,
+                    firing(value),
+                    at,
+                ));
                 self.set(&key, Some(phase));
             }
             (Verdict::Clear, Some(phase @ Phase::Firing { .. })) => {
-                events.push(self.container_event(&key, &phase, AlertState::Resolved, None, resolved(), at));
+                events.push(self.container_event(
+                    &key,
+                    &phase,
+                    AlertState::Resolved,
+                    None,
+                    resolved(),
+                    at,
+                ));
                 self.set(&key, None);
             }
             _ => {}

@@ -128,8 +128,14 @@ fn a_removed_container_resolves_and_an_empty_list_means_removed_but_no_list_mean
     feed(
         &mut evaluator,
         &[
-            sample(0, Some(vec![container("a", "running"), container("b", "running")])),
-            sample(5, Some(vec![container("a", "exited"), container("b", "exited")])),
+            sample(
+                0,
+                Some(vec![container("a", "running"), container("b", "running")]),
+            ),
+            sample(
+                5,
+                Some(vec![container("a", "exited"), container("b", "exited")]),
+            ),
         ],
     );
     assert!(feed(&mut evaluator, &[sample(6, None)]).is_empty());
@@ -178,7 +184,9 @@ fn a_restart_loop_fires_once_and_resolves_after_a_quiet_window() {
         events[0].message
     );
     // Quiet but not for a whole window yet: still firing.
-    let quiet: Vec<MetricSample> = (1..=5).map(|m| looping(95 + m * 50, 4, "running")).collect();
+    let quiet: Vec<MetricSample> = (1..=5)
+        .map(|m| looping(95 + m * 50, 4, "running"))
+        .collect();
     assert!(feed(&mut evaluator, &quiet).is_empty());
     let events = feed(&mut evaluator, &[looping(95 + 6 * 60, 4, "running")]);
     assert_eq!(names(&events), ["container_restarting worker Resolved"]);
@@ -201,7 +209,11 @@ fn the_restarting_state_fires_at_once_and_a_recreated_container_starts_a_new_his
     history.record(at(10), 9);
     assert_eq!(history.in_window(), 2);
     history.record(at(20), 0);
-    assert_eq!(history.in_window(), 0, "a count that went down is a new container");
+    assert_eq!(
+        history.in_window(),
+        0,
+        "a count that went down is a new container"
+    );
     assert!(!history.covers_window(at(20)));
     assert!(history.covers_window(at(20) + LOOP_WINDOW));
 }
@@ -239,7 +251,10 @@ fn unhealthy_fires_and_healthy_resolves() {
 #[test]
 fn a_resumed_evaluator_fires_for_a_container_armed_before_the_failover() {
     let mut first = Evaluator::default();
-    feed(&mut first, &[sample(0, Some(vec![container("web-1", "running")]))]);
+    feed(
+        &mut first,
+        &[sample(0, Some(vec![container("web-1", "running")]))],
+    );
     let persisted: HashMap<Key, Phase> = first
         .take_changes()
         .into_iter()
