@@ -111,10 +111,10 @@ impl DockerEngine {
         let socket = self.socket();
         let _ = std::fs::remove_file(&socket);
         let path = |name: &str| self.dir.join(name).display().to_string();
-        // `setsid`: its own session, so it outlives this test process and no terminal signal
-        // reaches it.
-        Command::new("setsid")
-            .arg("dockerd")
+        // `setsid --fork`: its own session, so it outlives this test process and no terminal
+        // signal reaches it; `setsid` itself returns at once.
+        let status = Command::new("setsid")
+            .args(["--fork", "dockerd"])
             .args(["--host", &self.host()])
             .args(["--data-root", &path("data")])
             .args(["--exec-root", &path("exec")])
@@ -124,8 +124,9 @@ impl DockerEngine {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("the log, twice"))
             .stderr(log)
-            .spawn()
+            .status()
             .expect("start dockerd (Debian's docker.io)");
+        assert!(status.success(), "setsid dockerd failed");
         let deadline = Instant::now() + Duration::from_secs(60);
         while !self.answers() {
             assert!(
@@ -156,7 +157,7 @@ impl DockerEngine {
         for tool in ["sh", "sleep", "true", "false", "cat", "yes"] {
             std::os::unix::fs::symlink("busybox", bin.join(tool)).expect("a busybox link");
         }
-        let tar = Command::new("tar")
+        let mut tar = Command::new("tar")
             .arg("-C")
             .arg(root.path())
             .args(["-c", "."])
@@ -167,11 +168,15 @@ impl DockerEngine {
             .arg("--host")
             .arg(self.host())
             .args(["import", "-", TEST_IMAGE])
-            .stdin(tar.stdout.expect("tar's output"))
+            .stdin(tar.stdout.take().expect("tar's output"))
             .stdout(Stdio::null())
             .status()
             .expect("docker import");
-        assert!(status.success(), "docker import {TEST_IMAGE} failed");
+        let tarred = tar.wait().expect("tar");
+        assert!(
+            status.success() && tarred.success(),
+            "docker import {TEST_IMAGE} failed"
+        );
     }
 }
 
