@@ -183,8 +183,9 @@ impl Engine {
         Ok(docker)
     }
 
-    /// Every container with its figures, now.
-    #[tracing::instrument(name = "containers", skip_all, fields(socket = %self.socket), err)]
+    /// Every container with its figures, now. (Failures are not logged here: the caller says
+    /// an outage once, not once per attempt.)
+    #[tracing::instrument(name = "containers", skip_all, fields(socket = %self.socket))]
     pub async fn refresh(&mut self) -> Result<Vec<ContainerUsage>, EngineError> {
         let result = self.read().await;
         if result.is_err() {

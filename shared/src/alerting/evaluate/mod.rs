@@ -1,6 +1,9 @@
 //! Every server's alert state, advanced by samples and by silence, producing one `AlertEvent`
 //! per transition. Pure: no clock, no I/O; the caller passes the time and persists what changed.
 //!
+//! Container alerts ([`containers`]) are decided here too, from the container lists that ride
+//! on samples, so they share the persisted phases and the exactly-once commits.
+//!
 //! The alerter runs it live over the metrics stream; the gateway's backtest
 //! ([`super::backtest`]) runs the very same code over stored samples, so a preview cannot
 //! disagree with what the alerter would have done.
