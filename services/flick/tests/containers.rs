@@ -3,7 +3,8 @@
 //! container the test starts, with its stats, on its samples; the persister stores the list
 //! and the gateway serves it; `docker stop` fires `container_stopped` for that container
 //! exactly once (one firing transition published and stored), naming it; `docker start`
-//! resolves it.
+//! resolves it. A container failing its health check and one crashing in a loop get their
+//! warnings.
 
 mod common;
 
@@ -42,6 +43,24 @@ async fn a_started_container_is_listed_with_its_stats_and_stopping_it_fires_once
     let name = format!("web-{}", &tag[..8]);
     // Busy (a core's worth of `yes`), so its CPU figure is not zero.
     let web = docker.run(&name, &[], &["sh", "-c", "yes > /dev/null"]);
+    // One whose health check fails, one that crashes in a loop under `--restart always`.
+    let sick = docker.run(
+        &format!("api-{}", &tag[..8]),
+        &[
+            "--health-cmd",
+            "false",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "1",
+        ],
+        &["sleep", "600"],
+    );
+    let looping = docker.run(
+        &format!("loop-{}", &tag[..8]),
+        &["--restart", "always"],
+        &["sh", "-c", "sleep 0.3; exit 1"],
+    );
 
     let client = testkit::connect().await;
     let server = ServerId::parse(SERVER).expect("id");
@@ -110,6 +129,37 @@ async fn a_started_container_is_listed_with_its_stats_and_stopping_it_fires_once
         "blockWriteBytes",
     ] {
         assert!(container[field].is_u64(), "{field}: {container}");
+    }
+
+    // The unhealthy one and the looping one: a warning each, naming them.
+    for (metric, container, words) in [
+        ("container_unhealthy", &sick.name, "is unhealthy on"),
+        ("container_restarting", &looping.name, "is restarting"),
+    ] {
+        let alert = eventually(
+            &format!("a firing {metric} alert for {container}"),
+            Duration::from_secs(40),
+            || {
+                let (api, admin) = (&api, admin.clone());
+                async move {
+                    let page = api
+                        .get(&format!("/alerts?serverId={SERVER}&state=firing"), &admin)
+                        .await;
+                    page["items"]
+                        .as_array()?
+                        .iter()
+                        .find(|a| a["metric"] == metric && a["container"] == container.as_str())
+                        .cloned()
+                }
+            },
+        )
+        .await;
+        assert_eq!(alert["severity"], "warning", "{alert}");
+        let message = alert["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with(&format!("container {container} {words}")),
+            "{alert}"
+        );
     }
 
     // Stopped: one critical alert naming it. (`sh` as PID 1 ignores SIGTERM, so the engine
