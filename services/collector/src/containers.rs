@@ -330,7 +330,12 @@ pub async fn run(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
-        match engine.refresh().await {
+        // A slow engine must not hold up a shutdown: the refresh is dropped with it.
+        let refreshed = tokio::select! {
+            () = shutdown.cancelled() => return,
+            refreshed = engine.refresh() => refreshed,
+        };
+        match refreshed {
             Ok(list) => {
                 outage.recovered();
                 backoff.reset();
