@@ -112,6 +112,7 @@ mod tests {
             at: Utc::now(),
             message: Some("CPU usage 97 % on web-1 is above the critical threshold 90 %".into()),
             top_processes: Vec::new(),
+            container: None,
         }
     }
 

@@ -71,6 +71,7 @@ type StateRow = (
     String,
     String,
     String,
+    String,
     DateTime<Utc>,
     Option<Uuid>,
     Option<f64>,
@@ -106,12 +107,14 @@ impl Store {
     /// Every pending or firing threshold.
     pub async fn load_phases(&self) -> Result<HashMap<Key, Phase>, sqlx::Error> {
         let rows: Vec<StateRow> = sqlx::query_as(
-            "SELECT server_id, metric, severity, phase, since, alert_id, value, threshold FROM alert_state",
+            "SELECT server_id, metric, severity, container, phase, since, alert_id, value, threshold
+             FROM alert_state",
         )
         .fetch_all(&self.pool)
         .await?;
         let mut phases = HashMap::with_capacity(rows.len());
-        for (server, metric, severity, phase, since, alert_id, value, threshold) in rows {
+        for (server, metric, severity, container, phase, since, alert_id, value, threshold) in rows
+        {
             let (Ok(server), Some(metric), Some(severity)) = (
                 ServerId::parse(server),
                 Metric::parse(&metric),
@@ -128,7 +131,7 @@ impl Store {
                 },
                 _ => Phase::Pending { since },
             };
-            phases.insert((server, metric, severity), phase);
+            phases.insert((server, metric, severity, container), phase);
         }
         Ok(phases)
     }
@@ -218,12 +221,15 @@ impl Store {
             changes.iter().partition(|(_, phase)| phase.is_none());
         if !gone.is_empty() {
             sqlx::query(
-                "DELETE FROM alert_state s USING UNNEST($1::text[], $2::text[], $3::text[]) AS u(server_id, metric, severity)
-                 WHERE s.server_id = u.server_id AND s.metric = u.metric AND s.severity = u.severity",
+                "DELETE FROM alert_state s
+                 USING UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS u(server_id, metric, severity, container)
+                 WHERE s.server_id = u.server_id AND s.metric = u.metric AND s.severity = u.severity
+                   AND s.container = u.container",
             )
-            .bind(gone.iter().map(|((s, _, _), _)| s.as_str()).collect::<Vec<_>>())
-            .bind(gone.iter().map(|((_, m, _), _)| m.as_str()).collect::<Vec<_>>())
-            .bind(gone.iter().map(|((_, _, v), _)| severity_str(*v)).collect::<Vec<_>>())
+            .bind(gone.iter().map(|((s, _, _, _), _)| s.as_str()).collect::<Vec<_>>())
+            .bind(gone.iter().map(|((_, m, _, _), _)| m.as_str()).collect::<Vec<_>>())
+            .bind(gone.iter().map(|((_, _, v, _), _)| severity_str(*v)).collect::<Vec<_>>())
+            .bind(gone.iter().map(|((_, _, _, c), _)| c.as_str()).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
         }
@@ -258,21 +264,22 @@ impl Store {
                 }
             }
             sqlx::query(
-                "INSERT INTO alert_state (server_id, metric, severity, phase, since, alert_id, value, threshold)
+                "INSERT INTO alert_state (server_id, metric, severity, phase, since, alert_id, value, threshold, container)
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-                                      $6::uuid[], $7::float8[], $8::float8[])
-                 ON CONFLICT (server_id, metric, severity) DO UPDATE SET
+                                      $6::uuid[], $7::float8[], $8::float8[], $9::text[])
+                 ON CONFLICT (server_id, metric, severity, container) DO UPDATE SET
                      phase = EXCLUDED.phase, since = EXCLUDED.since, alert_id = EXCLUDED.alert_id,
                      value = EXCLUDED.value, threshold = EXCLUDED.threshold",
             )
-            .bind(present.iter().map(|((s, _, _), _)| s.as_str()).collect::<Vec<_>>())
-            .bind(present.iter().map(|((_, m, _), _)| m.as_str()).collect::<Vec<_>>())
-            .bind(present.iter().map(|((_, _, v), _)| severity_str(*v)).collect::<Vec<_>>())
+            .bind(present.iter().map(|((s, _, _, _), _)| s.as_str()).collect::<Vec<_>>())
+            .bind(present.iter().map(|((_, m, _, _), _)| m.as_str()).collect::<Vec<_>>())
+            .bind(present.iter().map(|((_, _, v, _), _)| severity_str(*v)).collect::<Vec<_>>())
             .bind(phase_names)
             .bind(since)
             .bind(alert_ids)
             .bind(values)
             .bind(thresholds)
+            .bind(present.iter().map(|((_, _, _, c), _)| c.as_str()).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
         }

@@ -48,6 +48,7 @@ fn event(server: &str, metric: &str, severity: AlertSeverity, state: AlertState)
         at,
         message: None,
         top_processes: Vec::new(),
+        container: None,
     }
 }
 

@@ -315,3 +315,83 @@ async fn a_sample_handed_out_but_never_received_is_still_evaluated_and_alerts() 
     harness.wait_until_evaluated().await;
     alerter.stop().await;
 }
+
+/// A sample of `server` at `at` carrying a list with one container in `state`.
+fn with_container(server: &str, at: chrono::DateTime<chrono::Utc>, state: &str) -> MetricSample {
+    MetricSample {
+        containers: Some(vec![flick_shared::wire::ContainerUsage {
+            id: "0123456789ab".into(),
+            name: "web-1".into(),
+            image: "nginx".into(),
+            state: state.into(),
+            health: None,
+            exit_code: (state == "exited").then_some(137),
+            restarts: 0,
+            cpu_percent: 0.0,
+            memory_bytes: 0,
+            memory_limit_bytes: None,
+            net_rx_bytes: 0,
+            net_tx_bytes: 0,
+            block_read_bytes: 0,
+            block_write_bytes: 0,
+        }]),
+        ..cpu(server, at, 10.0)
+    }
+}
+
+#[tokio::test]
+async fn a_container_seen_running_before_a_restart_pages_once_when_it_stops_after_it() {
+    let harness = Harness::new().await;
+    let mut first = harness.spawn_process();
+    harness.wait_for_leader(0).await;
+    let start = minutes_ago(5);
+    let at = |s: i64| start + chrono::Duration::seconds(s);
+    // Seen running by the first alerter, which then dies.
+    harness
+        .publish(&[
+            with_container("dock-1", at(0), "running"),
+            with_container("dock-1", at(5), "running"),
+        ])
+        .await;
+    harness.wait_until_evaluated().await;
+    assert!(
+        harness.stored_events().await.is_empty(),
+        "running: no alert"
+    );
+    first.kill();
+
+    // The next one knows it was running: its stop pages, once, however often it is listed.
+    let mut second = harness.spawn_process();
+    harness.wait_for_leader(1).await;
+    harness
+        .publish(&[
+            with_container("dock-1", at(10), "exited"),
+            with_container("dock-1", at(15), "exited"),
+        ])
+        .await;
+    let events = harness.wait_for_events(1, Duration::from_secs(20)).await;
+    assert_eq!(names(&events), ["container_stopped critical firing"]);
+    assert_eq!(events[0].container.as_deref(), Some("web-1"));
+    second.kill();
+
+    // And a third resolves that very alert when it runs again.
+    let mut third = harness.spawn_process();
+    harness.wait_for_leader(2).await;
+    harness
+        .publish(&[
+            with_container("dock-1", at(20), "exited"),
+            with_container("dock-1", at(25), "running"),
+        ])
+        .await;
+    let events = harness.wait_for_events(2, Duration::from_secs(20)).await;
+    assert_eq!(
+        names(&events),
+        [
+            "container_stopped critical firing",
+            "container_stopped critical resolved"
+        ]
+    );
+    assert_eq!(events[0].alert_id, events[1].alert_id);
+    assert_eq!(events[1].container.as_deref(), Some("web-1"));
+    third.kill();
+}

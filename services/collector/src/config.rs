@@ -45,6 +45,13 @@ pub struct CollectorSettings {
     pub processes_interval_ms: u64,
     /// Processes in each list (by CPU and by memory).
     pub top_processes: usize,
+    /// The Docker or Podman Engine API socket (`/var/run/docker.sock`,
+    /// `/run/podman/podman.sock`): with it, every container's state, health, restarts and
+    /// usage ride on the samples and container alerts work. Unset (the default): no containers.
+    /// Access to this socket is root on the host: grant it on purpose.
+    pub docker_socket: Option<String>,
+    /// Time between two container lists.
+    pub containers_interval_ms: u64,
     /// The directory `flick-collector enroll` wrote: run as the host enrolled there (its
     /// server id, NATS URLs, `.creds` and the hub's CA). `--state-dir` sets it too.
     pub state_dir: Option<String>,
@@ -64,6 +71,8 @@ impl Default for CollectorSettings {
             host_root: None,
             processes_interval_ms: 5_000,
             top_processes: 10,
+            docker_socket: None,
+            containers_interval_ms: 5_000,
             state_dir: None,
         }
     }
@@ -115,6 +124,19 @@ impl Validate for Config {
                     c.processes_interval_ms
                 )
             },
+        )?;
+        if let Some(socket) = &c.docker_socket {
+            let path = socket.strip_prefix("unix://").unwrap_or(socket);
+            check(
+                "collector.docker_socket",
+                path.starts_with('/') && !path.contains("://"),
+                || format!("{socket:?} is not an absolute path to a unix socket (unix:// or /…)"),
+            )?;
+        }
+        check(
+            "collector.containers_interval_ms",
+            (1_000..=3_600_000).contains(&c.containers_interval_ms),
+            || format!("{} is not in 1000..=3600000", c.containers_interval_ms),
         )?;
         check(
             "collector.top_processes",

@@ -6,6 +6,7 @@
 //! servers: the load generator of every benchmark, and a demo without real hosts.
 
 pub mod config;
+pub mod containers;
 pub mod enroll;
 pub mod heartbeat;
 mod identity;
@@ -65,6 +66,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut taken = 0u64;
+    // The newest container list, taken by the next sample (`None`: nothing new since).
+    let (container_lists, mut new_containers) = tokio::sync::watch::channel(None);
+    let containers = settings.docker_socket.clone().map(|socket| {
+        tracing::info!(
+            socket,
+            interval_ms = settings.containers_interval_ms,
+            "Reading containers from the engine"
+        );
+        tokio::spawn(containers::run(
+            socket,
+            Duration::from_millis(settings.containers_interval_ms),
+            container_lists,
+            shutdown.clone(),
+        ))
+    });
     let top_processes = (settings.processes_interval_ms > 0).then(|| {
         tokio::spawn(processes::run(
             client.clone(),
@@ -83,7 +99,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             () = shutdown.cancelled() => break,
             _ = ticker.tick() => {
                 let span = tracing::debug_span!("sample", server_id = %server_id);
-                let sample = span.in_scope(|| sampler.sample(now_millis()));
+                let mut sample = span.in_scope(|| sampler.sample(now_millis()));
+                if new_containers.has_changed().unwrap_or(false) {
+                    sample.containers = new_containers.borrow_and_update().clone();
+                }
                 publisher.enqueue(outgoing(&subjects, &sample)?);
                 taken += 1;
                 if let Some(path) = &settings.heartbeat_path {
@@ -95,6 +114,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
 
     if let Some(task) = top_processes {
+        let _ = task.await;
+    }
+    if let Some(task) = containers {
         let _ = task.await;
     }
     let undelivered = publisher

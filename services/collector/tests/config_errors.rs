@@ -114,3 +114,17 @@ fn unreachable_servers_of_a_list_are_one_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_docker_socket_that_is_not_a_unix_path_and_a_bad_containers_interval_are_named() {
+    let output = collector(&[("FLICK_COLLECTOR__DOCKER_SOCKET", "tcp://127.0.0.1:2375")]);
+    assert_one_line_error(
+        &output,
+        &["collector.docker_socket", "tcp://127.0.0.1:2375", "unix"],
+    );
+    let output = collector(&[("FLICK_COLLECTOR__CONTAINERS_INTERVAL_MS", "10")]);
+    assert_one_line_error(
+        &output,
+        &["collector.containers_interval_ms", "1000..=3600000"],
+    );
+}

@@ -1,5 +1,5 @@
 //! A server id cannot be claimed to read what was someone else's: deleting a server removes its
-//! samples, alerts and logs in the background, and an id that belonged to another owner,
+//! samples, container lists, alerts and logs in the background, and an id that belonged to another owner,
 //! carries data or was discovered is refused to users. The real persister, alerter and gateway
 //! binaries on the real NATS and PostgreSQL.
 
@@ -13,12 +13,12 @@ use serde_json::json;
 
 use common::{Api, Stack};
 use flick_shared::testkit::{self, eventually};
-use flick_shared::wire::{MetricSample, ServerId};
+use flick_shared::wire::{ContainerUsage, MetricSample, ServerId};
 
 /// Rows under `server` in each table that holds a server's data.
-async fn rows_of(pool: &sqlx::PgPool, server: &str) -> [i64; 4] {
-    let mut counts = [0; 4];
-    for (i, table) in ["metrics", "logs", "alerts", "alert_events"]
+async fn rows_of(pool: &sqlx::PgPool, server: &str) -> [i64; 5] {
+    let mut counts = [0; 5];
+    for (i, table) in ["metrics", "logs", "alerts", "alert_events", "containers"]
         .iter()
         .enumerate()
     {
@@ -39,8 +39,10 @@ fn ten_minutes_hot(server: &str) -> Vec<MetricSample> {
     let now = Utc::now();
     (0..600)
         .rev()
-        .map(|ago| {
-            MetricSample::minimal(
+        .map(|ago| MetricSample {
+            // Every tenth sample carries a container list, as with `docker_socket`.
+            containers: (ago % 10 == 0).then(|| vec![container()]),
+            ..MetricSample::minimal(
                 id.clone(),
                 now - chrono::Duration::seconds(ago),
                 97.0,
@@ -50,6 +52,25 @@ fn ten_minutes_hot(server: &str) -> Vec<MetricSample> {
             )
         })
         .collect()
+}
+
+fn container() -> ContainerUsage {
+    ContainerUsage {
+        id: "0123456789ab".into(),
+        name: "web-1".into(),
+        image: "nginx".into(),
+        state: "running".into(),
+        health: None,
+        exit_code: None,
+        restarts: 0,
+        cpu_percent: 1.0,
+        memory_bytes: 1 << 20,
+        memory_limit_bytes: None,
+        net_rx_bytes: 0,
+        net_tx_bytes: 0,
+        block_read_bytes: 0,
+        block_write_bytes: 0,
+    }
 }
 
 /// `POST /servers {id, name: id}` as `token`.
@@ -98,8 +119,8 @@ async fn a_deleted_server_is_purged_and_its_id_cannot_be_claimed_by_another_user
         || {
             let pool = stack.db.pool.clone();
             async move {
-                let [metrics, logs, alerts, _] = rows_of(&pool, "sr-a1").await;
-                (metrics == 600 && logs == 1 && alerts >= 1).then_some(())
+                let [metrics, logs, alerts, _, containers] = rows_of(&pool, "sr-a1").await;
+                (metrics == 600 && logs == 1 && alerts >= 1 && containers == 60).then_some(())
             }
         },
     )
@@ -147,7 +168,7 @@ async fn a_deleted_server_is_purged_and_its_id_cannot_be_claimed_by_another_user
             .await
             .expect("tombstone");
             let left = rows_of(&pool, "sr-a1").await;
-            (purged == Some(true) && left == [0, 0, 0, 0]).then_some(())
+            (purged == Some(true) && left == [0, 0, 0, 0, 0]).then_some(())
         }
     })
     .await;

@@ -61,6 +61,7 @@ fn alert_event(server: &str, severity: AlertSeverity, value: f64, threshold: f64
         at: chrono::Utc::now(),
         message: Some("CPU high".into()),
         top_processes: Vec::new(),
+        container: None,
     }
 }
 
@@ -183,6 +184,44 @@ async fn subscribed_samples_arrive_in_the_original_protocol_and_stop_after_unsub
         assert!(!data[field].is_null(), "{field} missing: {frame}");
     }
     assert_eq!(data["cpuUsage"], 45.2);
+    assert!(
+        data.get("containers").is_none(),
+        "absent without a list: {frame}"
+    );
+
+    // A sample carrying its host's container list passes it through as it is.
+    let with_list = MetricSample {
+        containers: Some(vec![flick_shared::wire::ContainerUsage {
+            id: "0123456789ab".into(),
+            name: "db-1".into(),
+            image: "postgres:15".into(),
+            state: "exited".into(),
+            health: None,
+            exit_code: Some(137),
+            restarts: 2,
+            cpu_percent: 0.0,
+            memory_bytes: 0,
+            memory_limit_bytes: None,
+            net_rx_bytes: 10,
+            net_tx_bytes: 20,
+            block_read_bytes: 30,
+            block_write_bytes: 40,
+        }]),
+        ..sample("web-1", 46.0)
+    };
+    publish(&nats, &gw, &with_list).await;
+    let frame = expect(&mut socket, "resource_metrics").await;
+    let container = &frame["data"]["containers"][0];
+    assert_eq!(
+        (
+            container["name"].clone(),
+            container["state"].clone(),
+            container["exitCode"].clone(),
+            container["blockWriteBytes"].clone()
+        ),
+        (json!("db-1"), json!("exited"), json!(137), json!(40)),
+        "{frame}"
+    );
 
     send(
         &mut socket,

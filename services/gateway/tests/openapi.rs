@@ -26,6 +26,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/servers/{id}/metrics"),
     ("get", "/api/v1/servers/{id}/metrics/detail"),
     ("get", "/api/v1/servers/{id}/processes"),
+    ("get", "/api/v1/servers/{id}/containers"),
     ("get", "/api/v1/servers/{id}/thresholds"),
     ("put", "/api/v1/servers/{id}/thresholds"),
     ("post", "/api/v1/servers/{id}/thresholds/preview"),

@@ -1,5 +1,5 @@
-//! Removing what a deleted server left: its samples, its TimescaleDB aggregate buckets, its
-//! alerts and alert transitions, and its logs.
+//! Removing what a deleted server left: its samples and container lists, its TimescaleDB
+//! aggregate buckets, its alerts and alert transitions, and its logs.
 //!
 //! `DELETE /servers/{id}` only writes a tombstone (`server_tombstones`), so the request is quick
 //! whatever the server holds; this loop then deletes the data from before the deletion in
@@ -134,7 +134,11 @@ async fn purge_server(
 ) -> Result<u64, sqlx::Error> {
     // The `batch`-th oldest row bounds each statement: an index range on (server_id, ts) that
     // works on a plain table and on every chunk of a hypertable alike.
-    let statements: [&'static str; 5] = [
+    let statements: [&'static str; 6] = [
+        // Several containers share a time: a statement may take a list more than `batch` rows.
+        "DELETE FROM containers WHERE server_id = $1 AND ts <= $2 AND ts <= COALESCE(
+             (SELECT ts FROM containers WHERE server_id = $1 AND ts <= $2
+              ORDER BY ts OFFSET $3 - 1 LIMIT 1), $2)",
         "DELETE FROM process_lists WHERE server_id = $1 AND ts <= $2 AND ts <= COALESCE(
              (SELECT ts FROM process_lists WHERE server_id = $1 AND ts <= $2
               ORDER BY ts OFFSET $3 - 1 LIMIT 1), $2)",

@@ -28,6 +28,7 @@ pub struct SweepReport {
     pub alert_events: u64,
     pub alerts: u64,
     pub process_lists: u64,
+    pub containers: u64,
     /// Another replica held the lock: nothing was done.
     pub skipped: bool,
 }
@@ -182,6 +183,15 @@ async fn sweep_locked(
         "DELETE FROM process_lists WHERE ctid = ANY(ARRAY(
              SELECT ctid FROM process_lists WHERE ts < now() - $1::interval LIMIT $2))",
         &days(settings.processes_days),
+        batch,
+    )
+    .await?;
+    // Container lists came with samples: they are kept as long as the samples.
+    report.containers = delete_older(
+        conn,
+        "DELETE FROM containers WHERE ctid = ANY(ARRAY(
+             SELECT ctid FROM containers WHERE ts < now() - $1::interval LIMIT $2))",
+        &days(settings.metrics_days),
         batch,
     )
     .await?;

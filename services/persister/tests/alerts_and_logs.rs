@@ -40,6 +40,7 @@ fn event(
         at,
         message: Some(format!("cpu {value}")),
         top_processes: Vec::new(),
+        container: None,
     }
 }
 

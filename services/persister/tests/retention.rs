@@ -41,6 +41,18 @@ async fn seed(pool: &PgPool) {
     .execute(pool)
     .await
     .expect("alerts");
+    // Container lists, kept as long as the samples: 3 containers in an expired list, 2 recent.
+    sqlx::query(
+        "INSERT INTO containers (server_id, ts, name, container_id, state)
+         SELECT 's', now() - interval '31 days', 'c' || n, 'id' || n, 'running'
+         FROM generate_series(1, 3) AS n
+         UNION ALL
+         SELECT 's', now() - interval '1 day', 'c' || n, 'id' || n, 'running'
+         FROM generate_series(1, 2) AS n",
+    )
+    .execute(pool)
+    .await
+    .expect("containers");
 }
 
 async fn count(pool: &PgPool, sql: &'static str) -> i64 {
@@ -81,6 +93,8 @@ async fn expired_rows_disappear_and_newer_rows_stay() {
         10
     );
     assert_eq!(count(&db.pool, "SELECT count(*) FROM logs").await, 1);
+    assert_eq!(report.containers, 3, "{report:?}");
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM containers").await, 2);
     assert_eq!(
         count(&db.pool, "SELECT count(*) FROM alerts").await,
         2,

@@ -18,13 +18,29 @@ pub enum Metric {
     Disk,
     /// No sample for longer than the rule's `for` duration.
     Offline,
+    /// A container seen running is stopped (`exited`, `dead`): critical, one per container.
+    ContainerStopped,
+    /// A container restarting in a loop: in state `restarting`, or restarted
+    /// [`super::evaluate::containers::LOOP_RESTARTS`] times within
+    /// [`super::evaluate::containers::LOOP_WINDOW`]: warning.
+    ContainerRestarting,
+    /// A container whose health check says `unhealthy`: warning.
+    ContainerUnhealthy,
 }
 
 impl Metric {
     /// The metrics read from each sample.
     pub const SAMPLED: [Metric; 3] = [Metric::Cpu, Metric::Memory, Metric::Disk];
-    /// Every metric with a rule.
+    /// Every metric with a rule. Container alerts have none: they fire on what the engine
+    /// reports (a state, a health verdict), not on a threshold, whenever the collector reports
+    /// containers.
     pub const ALL: [Metric; 4] = [Metric::Cpu, Metric::Memory, Metric::Disk, Metric::Offline];
+    /// The alerts about one container, keyed by its name.
+    pub const CONTAINER: [Metric; 3] = [
+        Metric::ContainerStopped,
+        Metric::ContainerRestarting,
+        Metric::ContainerUnhealthy,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,7 +48,15 @@ impl Metric {
             Metric::Memory => "memory",
             Metric::Disk => "disk",
             Metric::Offline => "offline",
+            Metric::ContainerStopped => "container_stopped",
+            Metric::ContainerRestarting => "container_restarting",
+            Metric::ContainerUnhealthy => "container_unhealthy",
         }
+    }
+
+    /// Whether this is one of the [`Metric::CONTAINER`] alerts.
+    pub fn is_container(self) -> bool {
+        Metric::CONTAINER.contains(&self)
     }
 
     pub fn parse(name: &str) -> Option<Metric> {
@@ -41,6 +65,9 @@ impl Metric {
             "memory" => Some(Metric::Memory),
             "disk" => Some(Metric::Disk),
             "offline" => Some(Metric::Offline),
+            "container_stopped" => Some(Metric::ContainerStopped),
+            "container_restarting" => Some(Metric::ContainerRestarting),
+            "container_unhealthy" => Some(Metric::ContainerUnhealthy),
             _ => None,
         }
     }
@@ -52,6 +79,9 @@ impl Metric {
             Metric::Memory => "Memory usage",
             Metric::Disk => "Disk usage",
             Metric::Offline => "Offline",
+            Metric::ContainerStopped => "Container stopped",
+            Metric::ContainerRestarting => "Container restarting",
+            Metric::ContainerUnhealthy => "Container unhealthy",
         }
     }
 
@@ -61,7 +91,10 @@ impl Metric {
             Metric::Cpu => Some(sample.cpu_usage),
             Metric::Memory => Some(sample.memory_usage),
             Metric::Disk => Some(sample.disk_usage),
-            Metric::Offline => None,
+            Metric::Offline
+            | Metric::ContainerStopped
+            | Metric::ContainerRestarting
+            | Metric::ContainerUnhealthy => None,
         }
     }
 }

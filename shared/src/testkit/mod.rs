@@ -6,6 +6,7 @@
 
 mod bed;
 mod database;
+mod docker_engine;
 mod hub_server;
 mod nats_cluster;
 mod nats_server;
@@ -16,6 +17,7 @@ mod receive;
 
 pub use bed::TestBed;
 pub use database::TestDb;
+pub use docker_engine::{DockerEngine, TEST_IMAGE, TestContainer};
 pub use hub_server::{Hub, HubCluster, HubServer};
 pub use nats_cluster::NatsCluster;
 pub use nats_server::NatsServer;

@@ -40,6 +40,11 @@ pub struct AlertEvent {
     /// [`TOP_PROCESSES_ON_ALERTS`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub top_processes: Vec<ProcessUsage>,
+    /// The container a container alert (`container_stopped`, `container_restarting`,
+    /// `container_unhealthy`) is about, by name: one alert per container, so two containers
+    /// of a server that stop are two alerts. Absent on every other alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 /// Processes attached to a firing alert.
@@ -84,6 +89,12 @@ impl Payload for AlertEvent {
                 self.metric
             ));
         }
+        if let Some(container) = &self.container {
+            super::check_no_nul("container", container)?;
+            if container.is_empty() || container.chars().count() > super::MAX_CONTAINER_TEXT {
+                return Err("container is empty or too long".into());
+            }
+        }
         if self.started_at > self.at {
             return Err("startedAt is after at".into());
         }
@@ -120,6 +131,7 @@ mod tests {
             at: now,
             message: None,
             top_processes: Vec::new(),
+            container: None,
         };
         let mut json = serde_json::to_value(&event).expect("serialises");
         assert_eq!(json["severity"], "critical");
@@ -130,5 +142,16 @@ mod tests {
         assert_eq!(back.id, event.id);
         assert_eq!(back.value, event.value);
         assert_eq!(back.at.timestamp_millis(), event.at.timestamp_millis());
+        assert!(json.get("container").is_none(), "absent on a host alert");
+        assert_eq!(back.container, None);
+
+        let on_container = AlertEvent {
+            metric: "container_stopped".into(),
+            container: Some("web-1".into()),
+            ..event
+        };
+        let json = serde_json::to_vec(&on_container).expect("serialises");
+        let back: AlertEvent = decode(&json, now).expect("decodes");
+        assert_eq!(back.container.as_deref(), Some("web-1"));
     }
 }

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Payload, ServerId, check_no_nul, check_not_in_future, default_version};
+use super::{
+    ContainerUsage, Payload, ServerId, check_no_nul, check_not_in_future, default_version,
+};
 
 /// One sample. The first seven fields are the original protocol's and are required; every other
 /// field is optional detail, so a script can publish a minimal sample and an older consumer
@@ -57,6 +59,12 @@ pub struct MetricSample {
     /// Temperature sensors; absent (never empty, never zero) where the host has none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub temperatures: Vec<Temperature>,
+    /// Every container of the host's Docker or Podman engine (running and stopped), on the first
+    /// sample after each refresh of the list (`collector.containers_interval_ms`). Absent: no
+    /// new list since the previous sample, or no engine; `[]`: the engine has no containers.
+    /// Readers keep the newest list they saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<Vec<ContainerUsage>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,6 +225,7 @@ impl MetricSample {
             network: None,
             interfaces: Vec::new(),
             temperatures: Vec::new(),
+            containers: None,
         }
     }
 
@@ -288,6 +297,9 @@ impl Payload for MetricSample {
                     ));
                 }
             }
+        }
+        if let Some(containers) = &self.containers {
+            super::containers::check_containers(containers)?;
         }
         check_not_in_future("timestamp", self.timestamp, now)
     }

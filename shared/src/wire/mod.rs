@@ -6,6 +6,7 @@
 //! payload's own checks, each failure with a reason that can be counted and dead-lettered.
 
 mod alert_event;
+mod containers;
 mod log_entry;
 mod metric_sample;
 mod process_list;
@@ -14,6 +15,7 @@ mod status;
 mod timestamp;
 
 pub use alert_event::{AlertEvent, AlertSeverity, AlertState, TOP_PROCESSES_ON_ALERTS};
+pub use containers::{ContainerUsage, MAX_CONTAINER_TEXT, MAX_CONTAINERS};
 pub use log_entry::{LogEntry, LogLevel, MAX_LOG_MESSAGE_BYTES, json_has_nul};
 pub use metric_sample::{
     DiskIo, InterfaceRates, LoadAverage, MemoryStats, MetricSample, MountUsage, NetworkRates,

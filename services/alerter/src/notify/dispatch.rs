@@ -448,13 +448,14 @@ async fn resume(pool: &PgPool, epoch: i64) -> Result<Incidents, sqlx::Error> {
         String,
         String,
         String,
+        String,
         DateTime<Utc>,
         Uuid,
         Option<f64>,
         Option<f64>,
     );
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT server_id, metric, severity, since, alert_id, value, threshold
+        "SELECT server_id, metric, severity, container, since, alert_id, value, threshold
          FROM alert_state WHERE phase = 'firing' AND alert_id IS NOT NULL",
     )
     .fetch_all(pool)
@@ -462,7 +463,7 @@ async fn resume(pool: &PgPool, epoch: i64) -> Result<Incidents, sqlx::Error> {
     let firing: Vec<AlertEvent> = rows
         .into_iter()
         .filter_map(
-            |(server, metric, severity, since, alert_id, value, threshold)| {
+            |(server, metric, severity, container, since, alert_id, value, threshold)| {
                 Some(AlertEvent {
                     v: 1,
                     id: alert_id,
@@ -481,6 +482,7 @@ async fn resume(pool: &PgPool, epoch: i64) -> Result<Incidents, sqlx::Error> {
                     at: since,
                     message: None,
                     top_processes: Vec::new(),
+                    container: (!container.is_empty()).then_some(container),
                 })
             },
         )
@@ -513,14 +515,17 @@ struct Silence {
     ends_at: DateTime<Utc>,
 }
 
+/// An acknowledgeable incident: server, metric and container (`''` for the host's own).
+type Incident = (String, String, String);
+
 /// Servers (tags, owner), silences and acknowledgements, read for one decision.
 struct World {
     servers: HashMap<ServerId, (Option<Uuid>, Vec<String>)>,
     silences: Vec<Silence>,
     /// Acknowledged incidents still in force, and whether each was resolved meanwhile.
-    acks: HashMap<(String, String), bool>,
+    acks: HashMap<Incident, bool>,
     /// Acknowledgements whose incident stayed resolved long enough: deleted.
-    stale: Vec<(String, String)>,
+    stale: Vec<Incident>,
 }
 
 impl World {
@@ -556,17 +561,17 @@ impl World {
         .bind(now)
         .fetch_all(pool)
         .await?;
-        let acks: Vec<(String, String, Option<DateTime<Utc>>)> =
-            sqlx::query_as("SELECT server_id, metric, resolved_at FROM alert_acks")
+        let acks: Vec<(String, String, String, Option<DateTime<Utc>>)> =
+            sqlx::query_as("SELECT server_id, metric, container, resolved_at FROM alert_acks")
                 .fetch_all(pool)
                 .await?;
         let mut live = HashMap::new();
         let mut stale = Vec::new();
-        for (server, metric, resolved_at) in acks {
+        for (server, metric, container, resolved_at) in acks {
             match resolved_at {
-                Some(at) if now - at >= ack_clear => stale.push((server, metric)),
+                Some(at) if now - at >= ack_clear => stale.push((server, metric, container)),
                 resolved => {
-                    live.insert((server, metric), resolved.is_some());
+                    live.insert((server, metric, container), resolved.is_some());
                 }
             }
         }
@@ -602,20 +607,25 @@ impl World {
         incidents: &Incidents,
         now: DateTime<Utc>,
     ) -> Result<(), sqlx::Error> {
-        let open: HashSet<(String, String)> = incidents
+        let open: HashSet<Incident> = incidents
             .open_incidents()
             .into_iter()
-            .map(|(server, metric)| (server.as_str().to_owned(), metric))
+            .map(|(server, metric, container)| (server.as_str().to_owned(), metric, container))
             .collect();
-        for (server, metric) in &self.stale {
-            sqlx::query("DELETE FROM alert_acks WHERE server_id = $1 AND metric = $2 AND resolved_at IS NOT NULL")
-                .bind(server)
-                .bind(metric)
-                .execute(&mut *tx)
-                .await?;
+        for (server, metric, container) in &self.stale {
+            sqlx::query(
+                "DELETE FROM alert_acks WHERE server_id = $1 AND metric = $2 AND container = $3
+                   AND resolved_at IS NOT NULL",
+            )
+            .bind(server)
+            .bind(metric)
+            .bind(container)
+            .execute(&mut *tx)
+            .await?;
         }
-        for ((server, metric), resolved) in &self.acks {
-            let firing = open.contains(&(server.clone(), metric.clone()));
+        for (incident, resolved) in &self.acks {
+            let (server, metric, container) = incident;
+            let firing = open.contains(incident);
             let set: Option<Option<DateTime<Utc>>> = match (firing, resolved) {
                 (true, true) => Some(None),
                 (false, false) => Some(Some(now)),
@@ -623,11 +633,13 @@ impl World {
             };
             if let Some(resolved_at) = set {
                 sqlx::query(
-                    "UPDATE alert_acks SET resolved_at = $3 WHERE server_id = $1 AND metric = $2",
+                    "UPDATE alert_acks SET resolved_at = $3
+                     WHERE server_id = $1 AND metric = $2 AND container = $4",
                 )
                 .bind(server)
                 .bind(metric)
                 .bind(resolved_at)
+                .bind(container)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -661,8 +673,11 @@ impl Circumstances for World {
         })
     }
 
-    fn acknowledged(&self, server: &ServerId, metric: &str) -> bool {
-        self.acks
-            .contains_key(&(server.as_str().to_owned(), metric.to_owned()))
+    fn acknowledged(&self, server: &ServerId, metric: &str, container: &str) -> bool {
+        self.acks.contains_key(&(
+            server.as_str().to_owned(),
+            metric.to_owned(),
+            container.to_owned(),
+        ))
     }
 }

@@ -25,7 +25,8 @@ pub struct Alert {
     pub id: Uuid,
     pub server_id: String,
     pub server_name: Option<String>,
-    /// `cpu`, `memory`, `disk`, `offline`.
+    /// `cpu`, `memory`, `disk`, `offline`, `container_stopped`, `container_restarting`,
+    /// `container_unhealthy`.
     pub metric: String,
     /// `warning` or `critical`.
     pub severity: String,
@@ -42,6 +43,9 @@ pub struct Alert {
     /// CPU and memory alerts: the host's busiest (largest) processes when it fired.
     #[schema(value_type = Vec<Object>)]
     pub top_processes: Option<sqlx::types::Json<serde_json::Value>>,
+    /// Container alerts: the container's name (one alert per container); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -64,7 +68,7 @@ pub struct AlertQuery {
 const SELECT: &str =
     "SELECT a.id, a.server_id, s.name AS server_name, a.metric, a.severity, a.state, a.value,
         a.threshold, a.started_at, a.resolved_at, a.message, a.acknowledged_at, a.acknowledged_by,
-        a.top_processes
+        a.top_processes, NULLIF(a.container, '') AS container
     FROM alerts a LEFT JOIN servers s ON s.id = a.server_id";
 
 /// Alerts, newest first.
@@ -154,13 +158,13 @@ async fn acknowledge(
     .bind(user.id)
     .execute(&state.pool)
     .await?;
-    // The incident (its server and metric) while it lasts: the alerter sends no repeats and
-    // no new page while it flaps.
+    // The incident (its server, metric and container) while it lasts: the alerter sends no
+    // repeats and no new page while it flaps.
     sqlx::query(
-        "INSERT INTO alert_acks (server_id, metric, acked_by, author)
-         SELECT a.server_id, a.metric, $2, u.email FROM alerts a, users u
+        "INSERT INTO alert_acks (server_id, metric, container, acked_by, author)
+         SELECT a.server_id, a.metric, a.container, $2, u.email FROM alerts a, users u
          WHERE a.id = $1 AND u.id = $2 AND a.state = 'firing'
-         ON CONFLICT (server_id, metric) DO NOTHING",
+         ON CONFLICT (server_id, metric, container) DO NOTHING",
     )
     .bind(id)
     .bind(user.id)

@@ -6,6 +6,7 @@ mod access;
 mod alerts;
 pub mod auth;
 mod channels;
+mod containers;
 mod credential_url;
 mod detail;
 mod enrollments;
@@ -67,6 +68,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(history::router())
         .merge(detail::router())
         .merge(processes::router())
+        .merge(containers::router())
         .merge(thresholds::router())
         .merge(preview::router())
         .merge(alerts::router())

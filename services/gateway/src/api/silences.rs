@@ -24,7 +24,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The longest silence: a maintenance window, not a way to switch alerting off.
 const LONGEST: chrono::Duration = chrono::Duration::days(30);
-const METRICS: [&str; 4] = ["cpu", "memory", "disk", "offline"];
+const METRICS: [&str; 7] = [
+    "cpu",
+    "memory",
+    "disk",
+    "offline",
+    "container_stopped",
+    "container_restarting",
+    "container_unhealthy",
+];
 
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
@@ -34,7 +42,8 @@ pub struct Silence {
     pub server_id: Option<String>,
     /// The server must carry every one of these.
     pub tags: Vec<String>,
-    /// `cpu`, `memory`, `disk`, `offline`; `null`: every metric.
+    /// `cpu`, `memory`, `disk`, `offline`, or a container alert's metric (every container of
+    /// the server); `null`: every metric.
     pub metric: Option<String>,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,

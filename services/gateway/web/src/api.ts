@@ -16,6 +16,7 @@ import type {
   LogEntry,
   Page,
   Processes,
+  Containers,
   Preview,
   RuleChange,
   RuleMetric,
@@ -100,6 +101,8 @@ export const api = {
     ),
   processes: (id: string, signal?: AbortSignal) =>
     authed<Processes>('GET', `/servers/${encodeURIComponent(id)}/processes`, undefined, undefined, signal),
+  containers: (id: string, signal?: AbortSignal) =>
+    authed<Containers>('GET', `/servers/${encodeURIComponent(id)}/containers`, undefined, undefined, signal),
   thresholds: (id: string) => authed<Thresholds>('GET', `/servers/${encodeURIComponent(id)}/thresholds`),
   setThresholds: (id: string, changes: Partial<Record<RuleMetric, RuleChange | null>>) =>
     authed<Thresholds>('PUT', `/servers/${encodeURIComponent(id)}/thresholds`, undefined, changes),

@@ -131,6 +131,8 @@ export interface MetricSample {
   interfaces?: InterfaceRates[];
   /** Absent where the host has no sensors. */
   temperatures?: Temperature[];
+  /** The host's containers, on the first sample after each refresh of the list (absent: no new list). */
+  containers?: ContainerUsage[];
 }
 
 /** The `data` of an `alert` frame. */
@@ -147,6 +149,8 @@ export interface AlertEvent {
   startedAt: string;
   at: string;
   message?: string | null;
+  /** Container alerts: the container's name. */
+  container?: string | null;
 }
 
 export interface Alert {
@@ -163,6 +167,8 @@ export interface Alert {
   acknowledgedAt?: string | null;
   acknowledgedBy?: string | null;
   message?: string | null;
+  /** Container alerts: the container's name. */
+  container?: string | null;
 }
 
 export interface LogEntry {
@@ -373,4 +379,33 @@ export interface Processes {
   timestamp: string | null;
   byCpu: ProcessUsage[];
   byMemory: ProcessUsage[];
+}
+
+/** One container of a host, as its Docker or Podman engine reports it. */
+export interface ContainerUsage {
+  id: string;
+  name: string;
+  image?: string;
+  /** `created`, `running`, `paused`, `restarting`, `removing`, `exited`, `dead`. */
+  state: string;
+  /** `starting`, `healthy`, `unhealthy`; absent without a health check. */
+  health?: string | null;
+  exitCode?: number | null;
+  restarts: number;
+  /** Percent of the whole host (all cores). */
+  cpuPercent: number;
+  memoryBytes: number;
+  memoryLimitBytes?: number | null;
+  /** Since the container started. */
+  netRxBytes: number;
+  netTxBytes: number;
+  blockReadBytes: number;
+  blockWriteBytes: number;
+}
+
+/** `GET /servers/{id}/containers`. */
+export interface Containers {
+  serverId: string;
+  timestamp: string | null;
+  containers: ContainerUsage[];
 }

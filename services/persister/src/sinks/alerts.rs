@@ -59,19 +59,21 @@ impl Sink for AlertsSink {
         let inserted: i64 = sqlx::query_scalar(
             "WITH new_events AS (
                  INSERT INTO alert_events (id, alert_id, server_id, metric, severity, state, value,
-                                           threshold, started_at, at, message, top_processes)
+                                           threshold, started_at, at, message, top_processes,
+                                           container)
                  SELECT id, alert_id, server_id, metric, severity, state, value, threshold,
-                        started_at, at, message, top_processes::json
+                        started_at, at, message, top_processes::json, container
                  FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                              $6::text[], $7::float8[], $8::float8[], $9::timestamptz[],
-                             $10::timestamptz[], $11::text[], $12::text[])
+                             $10::timestamptz[], $11::text[], $12::text[], $13::text[])
                       AS u(id, alert_id, server_id, metric, severity, state, value, threshold,
-                           started_at, at, message, top_processes)
+                           started_at, at, message, top_processes, container)
                  ON CONFLICT (id) DO NOTHING
                  RETURNING *
              ), folded AS (
                  SELECT alert_id,
                         min(server_id) AS server_id, min(metric) AS metric, min(severity) AS severity,
+                        min(container) AS container,
                         CASE WHEN bool_or(state = 'resolved') THEN 'resolved' ELSE 'firing' END AS state,
                         min(value) FILTER (WHERE state = 'firing') AS value,
                         min(threshold) FILTER (WHERE state = 'firing') AS threshold,
@@ -83,9 +85,10 @@ impl Sink for AlertsSink {
                  FROM new_events GROUP BY alert_id
              ), upserted AS (
                  INSERT INTO alerts AS a (id, server_id, metric, severity, state, value, threshold,
-                                          started_at, resolved_at, message, top_processes, updated_at)
+                                          started_at, resolved_at, message, top_processes, container,
+                                          updated_at)
                  SELECT alert_id, server_id, metric, severity, state, value, threshold, started_at,
-                        resolved_at, message, top_processes, now()
+                        resolved_at, message, top_processes, container, now()
                  FROM folded
                  ON CONFLICT (id) DO UPDATE SET
                      state = CASE WHEN a.state = 'resolved' OR EXCLUDED.state = 'resolved'
@@ -116,6 +119,7 @@ impl Sink for AlertsSink {
                 .then(|| serde_json::to_string(&e.top_processes).ok())
                 .flatten()
         }))
+        .bind(column(rows, |e| e.container.as_deref().unwrap_or("")))
         .fetch_one(&mut *conn)
         .await?;
         Ok(u64::try_from(inserted).unwrap_or(0))

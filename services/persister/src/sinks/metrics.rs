@@ -61,6 +61,8 @@ pub struct MetricRow {
     mounts: Option<String>,
     interfaces: Option<String>,
     temperatures: Option<String>,
+    /// The container list the sample carried, stored in `containers`.
+    containers: Vec<flick_shared::wire::ContainerUsage>,
 }
 
 /// `{1.5,2.25}`: a `real[]` literal, written in one buffer (for the `UNNEST` fallback, whose
@@ -122,6 +124,7 @@ impl From<MetricSample> for MetricRow {
             mounts,
             interfaces,
             temperatures,
+            containers: s.containers.unwrap_or_default(),
         }
     }
 }
@@ -146,6 +149,11 @@ impl Sink for MetricsSink {
     /// back to a savepoint and is written again with `ON CONFLICT DO NOTHING`, so a repeat is a
     /// no-op either way.
     async fn write(&self, conn: &mut PgConnection, rows: &[MetricRow]) -> Result<u64, sqlx::Error> {
+        let containers: Vec<super::containers::ContainerRow<'_>> = rows
+            .iter()
+            .flat_map(|r| r.containers.iter().map(|c| (r.server_id.as_str(), r.ts, c)))
+            .collect();
+        super::containers::write(conn, &containers).await?;
         sqlx::query("SAVEPOINT new_rows")
             .execute(&mut *conn)
             .await?;

@@ -2,6 +2,7 @@
 
 mod alerts;
 mod binary_copy;
+mod containers;
 mod logs;
 mod metrics;
 mod processes;

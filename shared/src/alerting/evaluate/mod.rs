@@ -1,6 +1,9 @@
 //! Every server's alert state, advanced by samples and by silence, producing one `AlertEvent`
 //! per transition. Pure: no clock, no I/O; the caller passes the time and persists what changed.
 //!
+//! Container alerts ([`containers`]) are decided here too, from the container lists that ride
+//! on samples, so they share the persisted phases and the exactly-once commits.
+//!
 //! The alerter runs it live over the metrics stream; the gateway's backtest
 //! ([`super::backtest`]) runs the very same code over stored samples, so a preview cannot
 //! disagree with what the alerter would have done.
@@ -15,10 +18,18 @@ use crate::wire::{AlertEvent, AlertSeverity, AlertState, MetricSample, ServerId,
 use super::rules::{Metric, RuleSet};
 use super::threshold::{Outcome, Phase, observe};
 
-/// One alert's identity: a server, a metric, a severity. Warning and critical are separate
-/// alerts, so a value climbing to 95 % fires "warning" then "critical", and falling back resolves
-/// "critical" then "warning".
-pub type Key = (ServerId, Metric, AlertSeverity);
+/// One alert's identity: a server, a metric, a severity and a container. Warning and critical
+/// are separate alerts, so a value climbing to 95 % fires "warning" then "critical", and falling
+/// back resolves "critical" then "warning". The container's name is empty for the alerts of the
+/// host itself; a container alert is one per container ([`containers`]).
+pub type Key = (ServerId, Metric, AlertSeverity, String);
+
+/// The key of one of the host's own alerts (no container).
+pub fn host_key(server: &ServerId, metric: Metric, severity: AlertSeverity) -> Key {
+    (server.clone(), metric, severity, String::new())
+}
+
+pub mod containers;
 
 #[derive(Debug, Default)]
 pub struct Evaluator {
@@ -26,6 +37,8 @@ pub struct Evaluator {
     /// Keys whose phase changed since the last [`Evaluator::take_changes`].
     changed: HashSet<Key>,
     hostnames: HashMap<ServerId, String>,
+    /// What container alerts remember beyond their phases (recent restart counts).
+    containers: containers::Memory,
 }
 
 impl Evaluator {
@@ -59,7 +72,7 @@ impl Evaluator {
             let mut fired = Vec::new();
             let mut resolved = Vec::new();
             for severity in [AlertSeverity::Warning, AlertSeverity::Critical] {
-                let key = (server.clone(), metric, severity);
+                let key = host_key(server, metric, severity);
                 let Some(threshold) = rule.threshold(severity) else {
                     // Disabled or removed: a firing alert ends, a pending one is forgotten.
                     if let Some(phase @ Phase::Firing { .. }) = self.set(&key, None) {
@@ -103,6 +116,9 @@ impl Evaluator {
             events.extend(fired);
             events.extend(resolved.into_iter().rev());
         }
+        if let Some(list) = &sample.containers {
+            self.observe_containers(server, list, sample.timestamp, events);
+        }
     }
 
     /// A server that was silent reports again: its offline alert resolves.
@@ -112,7 +128,7 @@ impl Evaluator {
         at: DateTime<Utc>,
         events: &mut Vec<AlertEvent>,
     ) {
-        let key = (server.clone(), Metric::Offline, AlertSeverity::Critical);
+        let key = host_key(server, Metric::Offline, AlertSeverity::Critical);
         if let Some(phase @ Phase::Firing { .. }) = self.phases.get(&key).cloned() {
             events.push(self.event(&key, &phase, AlertState::Resolved, None, at));
             self.set(&key, None);
@@ -128,7 +144,7 @@ impl Evaluator {
         at: DateTime<Utc>,
         events: &mut Vec<AlertEvent>,
     ) {
-        let key = (server.clone(), Metric::Offline, AlertSeverity::Critical);
+        let key = host_key(server, Metric::Offline, AlertSeverity::Critical);
         if self.phases.contains_key(&key) {
             return;
         }
@@ -147,22 +163,35 @@ impl Evaluator {
         let keys: Vec<Key> = self
             .phases
             .keys()
-            .filter(|(s, _, _)| s == server)
+            .filter(|(s, _, _, _)| s == server)
             .cloned()
             .collect();
         for key in keys {
             if let Some(phase @ Phase::Firing { .. }) = self.set(&key, None) {
-                events.push(self.event(&key, &phase, AlertState::Resolved, None, at));
+                let event = if key.1.is_container() {
+                    self.container_event(
+                        &key,
+                        &phase,
+                        AlertState::Resolved,
+                        None,
+                        format!("{} alert closed: server removed", key.1.label()),
+                        at,
+                    )
+                } else {
+                    self.event(&key, &phase, AlertState::Resolved, None, at)
+                };
+                events.push(event);
             }
         }
         self.hostnames.remove(server);
+        self.containers.forget(server);
     }
 
     /// The servers with any state (pending or firing).
     pub fn servers(&self) -> HashSet<ServerId> {
         self.phases
             .keys()
-            .map(|(server, _, _)| server.clone())
+            .map(|(server, _, _, _)| server.clone())
             .collect()
     }
 
@@ -212,7 +241,7 @@ impl Evaluator {
         value: Option<f64>,
         at: DateTime<Utc>,
     ) -> AlertEvent {
-        let (server, metric, severity) = key;
+        let (server, metric, severity, _) = key;
         let Phase::Firing {
             alert_id,
             started_at,
@@ -269,7 +298,15 @@ impl Evaluator {
             at,
             message: Some(message),
             top_processes: Vec::new(),
+            container: None,
         }
+    }
+
+    /// The host's name for messages (its id until a sample named it).
+    fn host(&self, server: &ServerId) -> String {
+        self.hostnames
+            .get(server)
+            .map_or_else(|| server.as_str().to_owned(), Clone::clone)
     }
 }
 

@@ -167,7 +167,7 @@ fn a_disabled_rule_resolves_what_it_fired() {
     assert_eq!(names(&events), ["cpu warning resolved"]);
     assert!(
         evaluator
-            .phase(&(server, Metric::Cpu, AlertSeverity::Warning))
+            .phase(&(server, Metric::Cpu, AlertSeverity::Warning, String::new()))
             .is_none()
     );
 }

@@ -1,7 +1,7 @@
 //! Which transitions become notices, to which channel: one page per incident.
 //!
 //! Every transition is recorded and published; this decides only what reaches a person. While
-//! a critical alert fires for a server and metric, its warning is not notified (the critical
+//! a critical alert fires for a server and metric (and container), its warning is not notified (the critical
 //! one is the page; a warning that fired first and then escalated is followed by the critical
 //! one, which updates the incident). While `offline` fires for a server, its metric alerts are
 //! not notified. A silence or an acknowledgement withholds firing alerts; a resolution is sent
@@ -24,8 +24,8 @@ pub trait Circumstances {
     fn tags(&self, server: &ServerId) -> &[String];
     /// A silence covers this transition now.
     fn silenced(&self, event: &AlertEvent, now: DateTime<Utc>) -> bool;
-    /// The incident (server and metric) is acknowledged.
-    fn acknowledged(&self, server: &ServerId, metric: &str) -> bool;
+    /// The incident (server, metric and container, `""` for the host's own) is acknowledged.
+    fn acknowledged(&self, server: &ServerId, metric: &str, container: &str) -> bool;
 }
 
 /// A firing alert and where it was sent.
@@ -85,11 +85,17 @@ impl Incidents {
         self.firing.values().map(|tracked| &tracked.event)
     }
 
-    /// Incidents (server, metric) with at least one firing alert.
-    pub fn open_incidents(&self) -> HashSet<(ServerId, String)> {
+    /// Incidents (server, metric, container) with at least one firing alert.
+    pub fn open_incidents(&self) -> HashSet<(ServerId, String, String)> {
         self.firing
             .values()
-            .map(|t| (t.event.server_id.clone(), t.event.metric.clone()))
+            .map(|t| {
+                (
+                    t.event.server_id.clone(),
+                    t.event.metric.clone(),
+                    t.event.container.clone().unwrap_or_default(),
+                )
+            })
             .collect()
     }
 
@@ -262,12 +268,17 @@ impl Incidents {
             other.event.server_id == event.server_id
                 && ((other.event.metric == "offline" && event.metric != "offline")
                     || (other.event.metric == event.metric
+                        && other.event.container == event.container
                         && other.event.severity == AlertSeverity::Critical
                         && event.severity == AlertSeverity::Warning))
         });
         inhibited
             || circumstances.silenced(event, now)
-            || circumstances.acknowledged(&event.server_id, &event.metric)
+            || circumstances.acknowledged(
+                &event.server_id,
+                &event.metric,
+                event.container.as_deref().unwrap_or(""),
+            )
     }
 }
 

@@ -25,10 +25,12 @@ impl Circumstances for World {
     fn silenced(&self, _: &AlertEvent, now: DateTime<Utc>) -> bool {
         self.silenced_until.is_some_and(|until| now < until)
     }
-    fn acknowledged(&self, server: &ServerId, metric: &str) -> bool {
-        self.acked
-            .iter()
-            .any(|(s, m)| s == server.as_str() && m == metric)
+    fn acknowledged(&self, server: &ServerId, metric: &str, container: &str) -> bool {
+        container.is_empty()
+            && self
+                .acked
+                .iter()
+                .any(|(s, m)| s == server.as_str() && m == metric)
     }
 }
 
@@ -78,6 +80,7 @@ impl Alert {
             at: t0(),
             message: None,
             top_processes: Vec::new(),
+            container: None,
         }
     }
     fn firing(&self) -> AlertEvent {

@@ -130,6 +130,15 @@ pub fn latest_at(notice: &Notice) -> Option<chrono::DateTime<chrono::Utc>> {
 
 fn single_summary(event: &AlertEvent) -> String {
     let server = single_line(event.server_id.as_str());
+    // A container alert's own sentence names the container and what became of it
+    // ("container web-1 stopped (exited 137) on web-01").
+    if let (Some(_), Some(message)) = (&event.container, &event.message) {
+        let prefix = match event.state {
+            AlertState::Firing => severity_word(event.severity),
+            AlertState::Resolved => "RESOLVED",
+        };
+        return format!("{prefix}: {}", single_line(message));
+    }
     match (event.metric.as_str(), event.state) {
         ("offline", AlertState::Firing) => {
             format!("{}: {server} is offline", severity_word(event.severity))
@@ -359,6 +368,7 @@ mod tests {
             at,
             message: None,
             top_processes: Vec::new(),
+            container: None,
         }
     }
 
@@ -387,6 +397,13 @@ mod tests {
         assert_eq!(
             summary(&repeat),
             "Still firing: WARNING: Disk usage 97.0 % on db-01"
+        );
+        let mut stopped = event("web-01", "container_stopped", Critical, Firing);
+        stopped.container = Some("web-1".into());
+        stopped.message = Some("container web-1 stopped (exited 137) on web-01".into());
+        assert_eq!(
+            summary(&notice(vec![stopped])),
+            "CRITICAL: container web-1 stopped (exited 137) on web-01"
         );
     }
 

@@ -78,7 +78,8 @@ export function AlertTable({
                 ) : null}
                 <td>
                   <strong>{METRIC_NAMES[a.metric] ?? a.metric}</strong>{' '}
-                  {a.metric !== 'offline' && a.value != null ? (
+                  {a.container ? <code data-container={a.container}>{a.container}</code> : null}{' '}
+                  {a.metric !== 'offline' && !a.container && a.value != null ? (
                     <span class="muted">
                       {formatPercent(a.value)} (threshold {formatPercent(a.threshold)})
                     </span>

@@ -27,4 +27,7 @@ export const METRIC_NAMES: Record<string, string> = {
   memory: 'Memory',
   disk: 'Disk',
   offline: 'Offline',
+  container_stopped: 'Container stopped',
+  container_restarting: 'Container restarting',
+  container_unhealthy: 'Container unhealthy',
 };

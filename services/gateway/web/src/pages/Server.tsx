@@ -6,6 +6,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, errorText } from '../api';
 import type { AlertSpan, Threshold } from '../charts/Chart';
 import { AlertTable } from '../components/AlertTable';
+import { ContainersPanel } from '../components/Containers';
 import { ProcessesPanel } from '../components/Processes';
 import { ServerSilences } from '../components/ServerSilences';
 import { Empty, ErrorText, Loading, NotFound, StatusBadge } from '../components/common';
@@ -234,6 +235,8 @@ export function ServerPage({ id }: { id: string }) {
       )}
 
       <ProcessesPanel serverId={server.id} />
+
+      <ContainersPanel serverId={server.id} />
 
       <section class="panel" aria-labelledby="alerts-title">
         <h2 id="alerts-title">Alerts</h2>
