@@ -35,6 +35,10 @@ pub struct AlerterSettings {
     pub memory_critical: f64,
     pub disk_warning: f64,
     pub disk_critical: f64,
+    /// The hottest sensor, °C; the rule is off unless `temperature_enabled`.
+    pub temperature_warning: f64,
+    pub temperature_critical: f64,
+    pub temperature_enabled: bool,
     /// How long a threshold must be exceeded before its alert fires (`for`).
     pub for_secs: u32,
     /// How far below its threshold a value must fall for the alert to resolve (hysteresis).
@@ -74,6 +78,9 @@ impl Default for AlerterSettings {
             memory_critical: defaults::MEMORY.1,
             disk_warning: defaults::DISK.0,
             disk_critical: defaults::DISK.1,
+            temperature_warning: defaults::TEMPERATURE.0,
+            temperature_critical: defaults::TEMPERATURE.1,
+            temperature_enabled: false,
             for_secs: defaults::FOR_SECS,
             margin: defaults::MARGIN,
             offline_timeout_secs: defaults::OFFLINE_TIMEOUT_SECS,
@@ -102,6 +109,8 @@ impl AlerterSettings {
             cpu: (self.cpu_warning, self.cpu_critical),
             memory: (self.memory_warning, self.memory_critical),
             disk: (self.disk_warning, self.disk_critical),
+            temperature: (self.temperature_warning, self.temperature_critical),
+            temperature_enabled: self.temperature_enabled,
             for_secs: self.for_secs,
             margin: self.margin,
             offline_timeout_secs: self.offline_timeout_secs,

@@ -166,3 +166,78 @@ async fn a_rule_changed_in_the_database_applies_within_seconds_without_restart()
     assert_eq!(events[0].threshold, Some(30.0));
     alerter.stop().await;
 }
+
+#[tokio::test]
+async fn a_temperature_rule_fires_on_the_hottest_sensor_only_where_it_is_enabled() {
+    let harness = Harness::new().await;
+    let alerter = harness.start(harness.config());
+    harness.wait_for_leader(0).await;
+    // Off by default; enabled for hot-1 only, with a critical above 100 (°C, not percent).
+    sqlx::query(
+        "INSERT INTO alert_rules (server_id, metric, warning, critical, for_secs, enabled)
+         VALUES ('hot-1', 'temperature', 70, 105, 0, true)",
+    )
+    .execute(&harness.db.pool)
+    .await
+    .expect("a temperature rule above 100");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sensors = |celsius: &[f64]| {
+        celsius
+            .iter()
+            .enumerate()
+            .map(|(i, c)| flick_shared::wire::Temperature {
+                label: format!("sensor {i}"),
+                celsius: *c,
+                max_celsius: None,
+                critical_celsius: None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // The hottest of two sensors: 60, then 110 (critical), a sample without sensors (nothing
+    // changes), then 50 (both resolve).
+    let readings: Vec<Option<[f64; 2]>> = [
+        vec![Some([40.0, 60.0]); 3],
+        vec![Some([45.0, 110.0]); 3],
+        vec![None; 2],
+        vec![Some([40.0, 50.0]); 3],
+    ]
+    .concat();
+    let start = minutes_ago(2);
+    for server in ["hot-1", "cool-1"] {
+        let samples: Vec<_> = series(server, start, &vec![10.0; readings.len()])
+            .into_iter()
+            .zip(&readings)
+            .map(|(mut sample, reading)| {
+                sample.temperatures = reading.map(|r| sensors(&r)).unwrap_or_default();
+                sample
+            })
+            .collect();
+        harness.publish(&samples).await;
+    }
+    let events = harness.wait_for_events(4, Duration::from_secs(20)).await;
+    assert_eq!(
+        names(&events),
+        [
+            "temperature warning firing",
+            "temperature critical firing",
+            "temperature critical resolved",
+            "temperature warning resolved"
+        ]
+    );
+    assert!(
+        events.iter().all(|e| e.server_id.as_str() == "hot-1"),
+        "cool-1 has no rule"
+    );
+    assert_eq!(events[1].value, Some(110.0));
+    assert_eq!(
+        events[3].at,
+        start + chrono::Duration::seconds(8),
+        "the samples without sensors resolved nothing"
+    );
+    let message = events[1].message.as_deref().unwrap_or("");
+    assert!(
+        message.contains("110.0 °C") && message.contains("105 °C"),
+        "{message}"
+    );
+    alerter.stop().await;
+}

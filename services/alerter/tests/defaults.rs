@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::Harness;
 use flick_alerter::defaults::{Record, record};
 use flick_shared::testkit::eventually;
+use flick_shared::alerting::rules::Metric;
 
 /// The recorded `(warning, critical, for_secs, margin)` of `metric`.
 async fn recorded(harness: &Harness, metric: &str) -> Option<(Option<f64>, Option<f64>, i32, f64)> {
@@ -72,7 +73,7 @@ async fn the_leaders_defaults_are_recorded_and_a_new_leader_replaces_them() {
     let rewritten = record(&harness.db.pool, &rules, "leader:1", Record::Overwrite)
         .await
         .expect("record");
-    assert_eq!(rewritten, 4, "one row per metric");
+    assert_eq!(rewritten, Metric::ALL.len() as u64, "one row per metric");
 
     // … but when it takes the lead, its defaults are the ones in force and recorded.
     let standby = harness.start(standby_rules);

@@ -144,6 +144,58 @@ async fn a_preview_replays_the_rule_over_stored_samples_with_the_right_times() {
 }
 
 #[tokio::test]
+async fn a_temperature_rule_is_previewed_on_the_hottest_stored_sensor() {
+    let gw = Gateway::start().await;
+    let ada = gw.register("ada@example.com").await;
+    gw.create_server(&ada.access, json!({ "id": "web-1", "name": "web" }))
+        .await;
+    // Two sensors; the second reaches 110 °C from 10:01:00 for 30 s. Samples without sensors
+    // in between change nothing.
+    sqlx::query(
+        "INSERT INTO metrics (server_id, ts, cpu, memory, disk, network, temperatures)
+         SELECT 'web-1', TIMESTAMPTZ '2026-11-24 10:00:00+00' + n * interval '1 second', 10, 40, 50, 0,
+                CASE WHEN n BETWEEN 40 AND 49 THEN NULL ELSE json_build_array(
+                    json_build_object('label', 'acpitz', 'celsius', 40),
+                    json_build_object('label', 'coretemp', 'celsius',
+                        CASE WHEN n BETWEEN 60 AND 89 THEN 110 ELSE 55 END)) END
+         FROM generate_series(0, 149) AS n",
+    )
+    .execute(&gw.db.pool)
+    .await
+    .expect("samples with sensors");
+    let (status, preview) = gw
+        .post(
+            PREVIEW,
+            Some(&ada.access),
+            json!({ "metric": "temperature", "rule": { "warning": 80, "critical": 105, "forSecs": 0 },
+                    "from": "2026-11-24T10:00:00Z", "to": "2026-11-24T11:00:00Z" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(
+        alerts(&preview),
+        [
+            (
+                "warning".to_owned(),
+                "2026-11-24T10:01:00Z".to_owned(),
+                json!("2026-11-24T10:01:30Z"),
+                110.0,
+                80.0
+            ),
+            (
+                "critical".to_owned(),
+                "2026-11-24T10:01:00Z".to_owned(),
+                json!("2026-11-24T10:01:30Z"),
+                110.0,
+                105.0
+            ),
+        ],
+        "{preview}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn another_users_server_is_404_and_bad_ranges_and_rules_are_422_naming_the_field() {
     let gw = Gateway::start().await;
     let admin = gw.register("admin@example.com").await;

@@ -111,6 +111,28 @@ async fn thresholds_show_defaults_take_overrides_and_refuse_nonsense() {
         json!({ "warning": 80.0, "critical": 90.0, "forSecs": 10, "margin": 5.0, "enabled": true, "source": "default" })
     );
     assert_eq!(rules["rules"]["offline"]["forSecs"], 30);
+    assert_eq!(
+        rules["rules"]["temperature"],
+        json!({ "warning": 80.0, "critical": 90.0, "forSecs": 10, "margin": 5.0, "enabled": false, "source": "default" }),
+        "the temperature rule is there, off"
+    );
+    // Setting it turns it on; °C go beyond 100.
+    let (status, hot) = gw
+        .call(
+            Method::PUT,
+            "/api/v1/servers/web-1/thresholds",
+            Some(&ada.access),
+            Some(json!({ "temperature": { "warning": 85, "critical": 105 } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{hot}");
+    assert_eq!(
+        (
+            hot["rules"]["temperature"]["critical"].clone(),
+            hot["rules"]["temperature"]["enabled"].clone()
+        ),
+        (json!(105.0), json!(true))
+    );
 
     let (status, rules) = gw
         .call(Method::PUT, "/api/v1/servers/web-1/thresholds", Some(&ada.access),
@@ -144,6 +166,8 @@ async fn thresholds_show_defaults_take_overrides_and_refuse_nonsense() {
     for body in [
         json!({ "cpu": { "warning": 95, "critical": 90 } }),
         json!({ "cpu": { "warning": 120 } }),
+        json!({ "cpu": { "critical": 105 } }),
+        json!({ "temperature": { "critical": 151 } }),
         json!({ "offline": { "warning": 1 } }),
         json!({ "offline": { "forSecs": 1 } }),
         json!({ "swap": { "warning": 1 } }),

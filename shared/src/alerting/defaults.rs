@@ -12,6 +12,10 @@ pub const CPU: (f64, f64) = (80.0, 90.0);
 pub const MEMORY: (f64, f64) = (80.0, 90.0);
 /// Disk (fullest filesystem) warning / critical, percent.
 pub const DISK: (f64, f64) = (85.0, 95.0);
+/// Temperature (hottest sensor) warning / critical, °C. The rule is off unless enabled
+/// (`alerter.temperature_enabled`, or per server): sensors and their safe ranges differ too
+/// much between machines for one default to page.
+pub const TEMPERATURE: (f64, f64) = (80.0, 90.0);
 /// How long a threshold must be exceeded before its alert fires.
 pub const FOR_SECS: u32 = 10;
 /// How far below its threshold a value must fall to resolve.
@@ -26,6 +30,8 @@ pub struct Figures {
     pub cpu: (f64, f64),
     pub memory: (f64, f64),
     pub disk: (f64, f64),
+    pub temperature: (f64, f64),
+    pub temperature_enabled: bool,
     pub for_secs: u32,
     pub margin: f64,
     pub offline_timeout_secs: u32,
@@ -37,6 +43,8 @@ impl Default for Figures {
             cpu: CPU,
             memory: MEMORY,
             disk: DISK,
+            temperature: TEMPERATURE,
+            temperature_enabled: false,
             for_secs: FOR_SECS,
             margin: MARGIN,
             offline_timeout_secs: OFFLINE_TIMEOUT_SECS,
@@ -45,7 +53,7 @@ impl Default for Figures {
 }
 
 impl Figures {
-    /// One rule per metric, every one enabled.
+    /// One rule per metric, every one enabled but temperature's (unless asked for).
     pub fn rules(&self) -> RuleSet {
         let percent = |(warning, critical): (f64, f64)| {
             Rule::percent(warning, critical, self.for_secs, self.margin)
@@ -54,6 +62,13 @@ impl Figures {
             (Metric::Cpu, percent(self.cpu)),
             (Metric::Memory, percent(self.memory)),
             (Metric::Disk, percent(self.disk)),
+            (
+                Metric::Temperature,
+                Rule {
+                    enabled: self.temperature_enabled,
+                    ..percent(self.temperature)
+                },
+            ),
             (Metric::Offline, Rule::offline(self.offline_timeout_secs)),
         ]))
     }
@@ -79,7 +94,11 @@ mod tests {
         assert_eq!(offline.for_secs(), i64::from(OFFLINE_TIMEOUT_SECS));
         assert_eq!((offline.warning, offline.critical), (None, None));
         for metric in Metric::ALL {
-            assert!(rules.default_rule(metric).enabled, "{metric:?}");
+            assert_eq!(
+                rules.default_rule(metric).enabled,
+                metric != Metric::Temperature,
+                "{metric:?}"
+            );
             assert_eq!(
                 super::super::validate::check(metric, &rules.default_rule(metric)),
                 Ok(())

@@ -16,6 +16,9 @@ pub enum Metric {
     Cpu,
     Memory,
     Disk,
+    /// The hottest sensor, °C: an optional rule (off by default), for hosts with sensors; a
+    /// sample without sensors leaves it as it is.
+    Temperature,
     /// No sample for longer than the rule's `for` duration.
     Offline,
     /// A container seen running is stopped (`exited`, `dead`): critical, one per container.
@@ -30,11 +33,22 @@ pub enum Metric {
 
 impl Metric {
     /// The metrics read from each sample.
-    pub const SAMPLED: [Metric; 3] = [Metric::Cpu, Metric::Memory, Metric::Disk];
+    pub const SAMPLED: [Metric; 4] = [
+        Metric::Cpu,
+        Metric::Memory,
+        Metric::Disk,
+        Metric::Temperature,
+    ];
     /// Every metric with a rule. Container alerts have none: they fire on what the engine
     /// reports (a state, a health verdict), not on a threshold, whenever the collector reports
     /// containers.
-    pub const ALL: [Metric; 4] = [Metric::Cpu, Metric::Memory, Metric::Disk, Metric::Offline];
+    pub const ALL: [Metric; 5] = [
+        Metric::Cpu,
+        Metric::Memory,
+        Metric::Disk,
+        Metric::Temperature,
+        Metric::Offline,
+    ];
     /// The alerts about one container, keyed by its name.
     pub const CONTAINER: [Metric; 3] = [
         Metric::ContainerStopped,
@@ -47,6 +61,7 @@ impl Metric {
             Metric::Cpu => "cpu",
             Metric::Memory => "memory",
             Metric::Disk => "disk",
+            Metric::Temperature => "temperature",
             Metric::Offline => "offline",
             Metric::ContainerStopped => "container_stopped",
             Metric::ContainerRestarting => "container_restarting",
@@ -64,6 +79,7 @@ impl Metric {
             "cpu" => Some(Metric::Cpu),
             "memory" => Some(Metric::Memory),
             "disk" => Some(Metric::Disk),
+            "temperature" => Some(Metric::Temperature),
             "offline" => Some(Metric::Offline),
             "container_stopped" => Some(Metric::ContainerStopped),
             "container_restarting" => Some(Metric::ContainerRestarting),
@@ -78,6 +94,7 @@ impl Metric {
             Metric::Cpu => "CPU usage",
             Metric::Memory => "Memory usage",
             Metric::Disk => "Disk usage",
+            Metric::Temperature => "Temperature",
             Metric::Offline => "Offline",
             Metric::ContainerStopped => "Container stopped",
             Metric::ContainerRestarting => "Container restarting",
@@ -85,12 +102,21 @@ impl Metric {
         }
     }
 
-    /// This metric's value in a sample (percent).
+    /// The unit of its values and thresholds, as messages write it after a number.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::Temperature => " °C",
+            _ => " %",
+        }
+    }
+
+    /// This metric's value in a sample (percent; °C for temperature).
     pub fn value(self, sample: &MetricSample) -> Option<f64> {
         match self {
             Metric::Cpu => Some(sample.cpu_usage),
             Metric::Memory => Some(sample.memory_usage),
             Metric::Disk => Some(sample.disk_usage),
+            Metric::Temperature => crate::wire::hottest_celsius(&sample.temperatures),
             Metric::Offline
             | Metric::ContainerStopped
             | Metric::ContainerRestarting

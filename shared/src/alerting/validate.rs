@@ -3,7 +3,8 @@
 //! constraints of `alert_rules` and `alert_defaults` say the same in SQL (the last line of
 //! defence, not the one users meet).
 //!
-//! - thresholds are percentages, 0 to 100, and warning is not above critical;
+//! - thresholds are percentages, 0 to 100 (temperature: 0 to 150 °C), and warning is not
+//!   above critical;
 //! - `for` is 0 to 86,400 s (a day); for `offline`, the silence is 2 to 86,400 s (a sample a
 //!   second that arrives a little late must not page);
 //! - the hysteresis margin is 0 to 50 points (more would keep an alert on a low threshold
@@ -16,6 +17,8 @@ use super::rules::{Metric, Rule};
 
 /// Thresholds, percent.
 pub const PERCENT: RangeInclusive<f64> = 0.0..=100.0;
+/// Temperature thresholds, °C: hardware protects itself by 105-125 °C.
+pub const CELSIUS: RangeInclusive<f64> = 0.0..=150.0;
 /// `for`, seconds.
 pub const FOR_SECS: RangeInclusive<i64> = 0..=86_400;
 /// `offline`'s silence, seconds.
@@ -82,14 +85,18 @@ pub fn check(metric: Metric, rule: &Rule) -> Result<(), Invalid> {
         }
         return Ok(());
     }
+    let (range, what) = match metric {
+        Metric::Temperature => (CELSIUS, "must be 0 to 150 (°C)"),
+        _ => (PERCENT, "must be a percentage (0 to 100)"),
+    };
     for (field, value) in [
         (Field::Warning, rule.warning),
         (Field::Critical, rule.critical),
     ] {
         if let Some(value) = value
-            && !(value.is_finite() && PERCENT.contains(&value))
+            && !(value.is_finite() && range.contains(&value))
         {
-            return invalid(field, "must be a percentage (0 to 100)");
+            return invalid(field, what);
         }
     }
     if let (Some(warning), Some(critical)) = (rule.warning, rule.critical)
@@ -125,6 +132,10 @@ mod tests {
         ] {
             assert_eq!(check(Metric::Cpu, &rule), Ok(()), "{rule:?}");
         }
+        assert_eq!(
+            check(Metric::Temperature, &Rule::percent(95.0, 150.0, 30, 5.0)),
+            Ok(())
+        );
         assert_eq!(check(Metric::Offline, &Rule::offline(2)), Ok(()));
         assert_eq!(check(Metric::Offline, &Rule::offline(86_400)), Ok(()));
     }
@@ -206,6 +217,15 @@ mod tests {
             ..Rule::percent(95.0, 90.0, 10, 5.0)
         };
         assert_eq!(field(Metric::Disk, disabled), Some(Field::Warning));
+        assert_eq!(
+            field(Metric::Temperature, Rule::percent(90.0, 150.5, 10, 5.0)),
+            Some(Field::Critical)
+        );
+        assert_eq!(
+            check(Metric::Temperature, &Rule::percent(-1.0, 90.0, 10, 5.0))
+                .map_err(|e| e.to_string()),
+            Err("warning must be 0 to 150 (°C)".to_owned())
+        );
     }
 
     #[test]

@@ -24,7 +24,9 @@ use uuid::Uuid;
 use flick_shared::alerting::backtest::{self, Backtest};
 use flick_shared::alerting::rules::Metric;
 use flick_shared::alerting::validate;
-use flick_shared::wire::{AlertEvent, AlertSeverity, AlertState, MetricSample, ServerId};
+use flick_shared::wire::{
+    AlertEvent, AlertSeverity, AlertState, MetricSample, ServerId, Temperature,
+};
 
 use super::access::visible_server;
 use super::thresholds::{Rule, RuleChange, in_force};
@@ -166,7 +168,11 @@ pub fn parse_range(from: &str, to: &str) -> ApiResult<(DateTime<Utc>, DateTime<U
     Ok((from, to))
 }
 
-const SAMPLES: &str = "SELECT ts, cpu::float8, memory::float8, disk::float8 FROM metrics
+/// The hottest sensor is what a temperature rule watches (`hottest_celsius` on the sample):
+/// read as that reading alone, a one-sensor list.
+const SAMPLES: &str = "SELECT ts, cpu::float8, memory::float8, disk::float8,
+        (SELECT max((t->>'celsius')::float8) FROM json_array_elements(temperatures) AS t)
+    FROM metrics
     WHERE server_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts LIMIT $4";
 
 /// Replays a rule over a server's stored samples and returns the alerts it would have fired.
@@ -189,7 +195,7 @@ async fn preview(
         .filter(|m| Metric::SAMPLED.contains(m))
         .ok_or_else(|| {
             ApiError::unprocessable(format!(
-                "metric: {:?} is not one of cpu, memory, disk",
+                "metric: {:?} is not one of cpu, memory, disk, temperature",
                 body.metric
             ))
         })?;
@@ -200,7 +206,16 @@ async fn preview(
         .get(&metric)
         .copied()
         .unwrap_or((in_force.defaults.rules.default_rule(metric), "default"));
-    let rule = body.rule.unwrap_or_default().applied_to(&base);
+    // A proposed rule is one to be set, and setting a rule enables it (as PUT does): an
+    // omitted `enabled` is on, even over a default that is off (temperature's).
+    let rule = match body.rule {
+        Some(change) => RuleChange {
+            enabled: Some(change.enabled.unwrap_or(true)),
+            ..change
+        }
+        .applied_to(&base),
+        None => base,
+    };
     validate::check(metric, &rule).map_err(|err| ApiError::unprocessable(format!("rule.{err}")))?;
     let server_id = ServerId::parse(&server.id)
         .map_err(|_| ApiError::Internal(anyhow::anyhow!("a stored server id is not valid")))?;
@@ -221,7 +236,7 @@ async fn preview(
                     "to: the range holds more than {MAX_SAMPLES} samples; preview a shorter one"
                 )));
             }
-            let sample = MetricSample::minimal(
+            let mut sample = MetricSample::minimal(
                 server_id.clone(),
                 row.try_get(0)?,
                 row.try_get(1)?,
@@ -229,6 +244,14 @@ async fn preview(
                 row.try_get(3)?,
                 0,
             );
+            if let Some(celsius) = row.try_get::<Option<f64>, _>(4)? {
+                sample.temperatures = vec![Temperature {
+                    label: String::new(),
+                    celsius,
+                    max_celsius: None,
+                    critical_celsius: None,
+                }];
+            }
             backtest.observe(&sample);
             Ok(())
         })

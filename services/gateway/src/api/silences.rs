@@ -11,6 +11,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use flick_shared::alerting::rules::Metric;
+
 use super::access::visible_server;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
@@ -24,15 +26,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The longest silence: a maintenance window, not a way to switch alerting off.
 const LONGEST: chrono::Duration = chrono::Duration::days(30);
-const METRICS: [&str; 7] = [
-    "cpu",
-    "memory",
-    "disk",
-    "offline",
-    "container_stopped",
-    "container_restarting",
-    "container_unhealthy",
-];
 
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
@@ -133,11 +126,16 @@ async fn create_silence(
         visible_server(&state, &user, server).await?;
     }
     if let Some(metric) = &body.metric
-        && !METRICS.contains(&metric.as_str())
+        && Metric::parse(metric).is_none()
     {
+        let names: Vec<_> = Metric::ALL
+            .iter()
+            .chain(&Metric::CONTAINER)
+            .map(|m| m.as_str())
+            .collect();
         return Err(ApiError::unprocessable(format!(
             "metric: one of {}",
-            METRICS.join(", ")
+            names.join(", ")
         )));
     }
     if body.tags.len() > 20 {

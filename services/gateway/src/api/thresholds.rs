@@ -95,6 +95,10 @@ pub struct ThresholdChanges {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<RuleChange>)]
     pub disk: Option<Option<RuleChange>>,
+    /// The hottest sensor, °C (0 to 150); off by default: setting it enables it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<RuleChange>)]
+    pub temperature: Option<Option<RuleChange>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<RuleChange>)]
     pub offline: Option<Option<RuleChange>>,
@@ -104,7 +108,7 @@ pub struct ThresholdChanges {
 #[serde(rename_all = "camelCase")]
 pub struct Thresholds {
     pub server_id: String,
-    /// By metric: `cpu`, `memory`, `disk`, `offline`.
+    /// By metric: `cpu`, `memory`, `disk`, `temperature` (°C), `offline`.
     pub rules: BTreeMap<String, Rule>,
     /// Where the defaults come from: `alerter` (recorded by the alerter from its configuration
     /// when it started or took the lead) or `built-in` (no alerter has recorded any yet).
@@ -298,6 +302,7 @@ async fn put_thresholds(
         (Metric::Cpu, body.cpu),
         (Metric::Memory, body.memory),
         (Metric::Disk, body.disk),
+        (Metric::Temperature, body.temperature),
         (Metric::Offline, body.offline),
     ];
     let defaults = recorded_defaults(&state).await?;

@@ -213,7 +213,7 @@ export interface History {
   points: HistoryPoint[];
 }
 
-export type RuleMetric = 'cpu' | 'memory' | 'disk' | 'offline';
+export type RuleMetric = 'cpu' | 'memory' | 'disk' | 'temperature' | 'offline';
 
 export interface Rule {
   warning?: number | null;

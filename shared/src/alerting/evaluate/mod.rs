@@ -265,14 +265,16 @@ impl Evaluator {
             }
             (Metric::Offline, AlertState::Resolved) => format!("{host} is reporting again"),
             (_, AlertState::Firing) => format!(
-                "{} {:.1} % on {host} is above the {severity_name} threshold {threshold} %",
+                "{} {:.1}{unit} on {host} is above the {severity_name} threshold {threshold}{unit}",
                 metric.label(),
-                value.unwrap_or(*fired_at)
+                value.unwrap_or(*fired_at),
+                unit = metric.unit()
             ),
             (_, AlertState::Resolved) => match value {
                 Some(value) => format!(
-                    "{} back to {value:.1} % on {host} (below the {severity_name} threshold {threshold} %)",
-                    metric.label()
+                    "{} back to {value:.1}{unit} on {host} (below the {severity_name} threshold {threshold}{unit})",
+                    metric.label(),
+                    unit = metric.unit()
                 ),
                 None => format!(
                     "{} {severity_name} alert on {host} closed: rule disabled or server removed",

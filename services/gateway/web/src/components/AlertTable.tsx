@@ -5,8 +5,8 @@ import { Fragment } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, errorText } from '../api';
 import { ApiError } from '../http';
-import { METRIC_NAMES } from '../lib/alerts';
-import { DASH, formatAgo, formatPercent, formatWhen } from '../lib/format';
+import { METRIC_NAMES, formatMetricValue } from '../lib/alerts';
+import { DASH, formatAgo, formatWhen } from '../lib/format';
 import type { Alert } from '../types';
 import { ErrorText } from './common';
 import { NoticeList } from './Notices';
@@ -81,7 +81,7 @@ export function AlertTable({
                   {a.container ? <code data-container={a.container}>{a.container}</code> : null}{' '}
                   {a.metric !== 'offline' && !a.container && a.value != null ? (
                     <span class="muted">
-                      {formatPercent(a.value)} (threshold {formatPercent(a.threshold)})
+                      {formatMetricValue(a.metric, a.value)} (threshold {formatMetricValue(a.metric, a.threshold)})
                     </span>
                   ) : null}
                   {a.message ? <div class="sub">{a.message}</div> : null}

@@ -1,6 +1,13 @@
 // Alerts as lists hold them: live transitions merged into what the API returned.
 
 import type { Alert, AlertEvent } from '../types';
+import { formatPercent } from './format';
+
+/** A metric's value or threshold with its unit: °C for temperature, percent otherwise. */
+export function formatMetricValue(metric: string, value: number | null | undefined): string {
+  if (metric === 'temperature') return value == null || !Number.isFinite(value) ? '–' : `${value.toFixed(1)}\u00a0°C`;
+  return formatPercent(value);
+}
 
 /** The alert an event describes, keeping what the list already knew (acknowledgement, name). */
 export function applyEvent(list: readonly Alert[], event: AlertEvent): Alert[] {
@@ -26,6 +33,7 @@ export const METRIC_NAMES: Record<string, string> = {
   cpu: 'CPU',
   memory: 'Memory',
   disk: 'Disk',
+  temperature: 'Temperature',
   offline: 'Offline',
   container_stopped: 'Container stopped',
   container_restarting: 'Container restarting',

@@ -10,8 +10,9 @@ import { describePreviewAlert, lastHour, previewSummary } from '../../lib/previe
 import { PreviewCharts } from './PreviewCharts';
 import type { Preview, Rule, RuleChange, RuleMetric, Thresholds } from '../../types';
 
-const METRICS: RuleMetric[] = ['cpu', 'memory', 'disk', 'offline'];
-/** The metrics a preview can replay (offline depends on silence, which samples do not show). */
+const METRICS: RuleMetric[] = ['cpu', 'memory', 'disk', 'temperature', 'offline'];
+/** The metrics previewed here (offline depends on silence, which samples do not show;
+ * temperature has no headline history to chart it on, though the API replays it). */
 const SAMPLED = ['cpu', 'memory', 'disk'] as const;
 
 interface Draft {
@@ -180,13 +181,14 @@ export function ThresholdsPanel({
             {METRICS.map((m) => {
               const rule = thresholds.rules[m];
               const offline = m === 'offline';
+              const unit = m === 'temperature' ? '°C' : '%';
               return (
                 <tr key={m} data-rule={m}>
                   <th scope="row">{METRIC_NAMES[m]}</th>
-                  <td>{offline ? <span class="muted">–</span> : field(m, 'warning', 'warning', '%')}</td>
-                  <td>{offline ? <span class="muted">after silence</span> : field(m, 'critical', 'critical', '%')}</td>
+                  <td>{offline ? <span class="muted">–</span> : field(m, 'warning', 'warning', unit)}</td>
+                  <td>{offline ? <span class="muted">after silence</span> : field(m, 'critical', 'critical', unit)}</td>
                   <td>{field(m, 'forSecs', offline ? 'silence' : 'for', 's')}</td>
-                  <td>{offline ? <span class="muted">–</span> : field(m, 'margin', 'margin', 'points')}</td>
+                  <td>{offline ? <span class="muted">–</span> : field(m, 'margin', 'margin', m === 'temperature' ? '°C' : 'points')}</td>
                   <td>
                     <input
                       type="checkbox"
