@@ -152,6 +152,22 @@ pub struct Engine {
     socket: String,
     docker: Option<Docker>,
     cpu: HashMap<String, CpuReading>,
+    /// Each container's inspection, with the list's `State` and `Status` it was made under.
+    described: HashMap<String, Described>,
+}
+
+/// A container's `(State, Status)` in the engine's list.
+type Listed = (Option<String>, Option<String>);
+
+/// What an inspection said of a container (its figures left at zero), and the list's
+/// `(State, Status)` at the time. The list's `Status` ("Up 3 hours (healthy)", "Restarting
+/// (1) 2 seconds ago") changes whenever the state, the health or the start time does, so a
+/// container whose pair is unchanged is not inspected again: the inspection is the largest
+/// answer of a refresh, and most containers do not change between two.
+#[derive(Debug, Clone)]
+struct Described {
+    listed: Listed,
+    usage: ContainerUsage,
 }
 
 impl Engine {
@@ -160,6 +176,7 @@ impl Engine {
             socket: socket.into(),
             docker: None,
             cpu: HashMap::new(),
+            described: HashMap::new(),
         }
     }
 
@@ -203,35 +220,58 @@ impl Engine {
             ))
             .await
             .map_err(|e| self.error(e))?;
-        let ids: Vec<String> = summaries.into_iter().filter_map(|s| s.id).collect();
-        let read = futures::stream::iter(ids)
-            .map(|id| {
+        let listed: Vec<(String, Listed)> = summaries
+            .into_iter()
+            .filter_map(|s| Some((s.id?, (s.state.map(|v| v.to_string()), s.status))))
+            .collect();
+        let described = &self.described;
+        let read = futures::stream::iter(listed)
+            .map(|(id, pair)| {
                 let docker = docker.clone();
-                async move { read_one(&docker, id).await }
+                let known = described
+                    .get(&id)
+                    .filter(|d| d.listed == pair)
+                    .map(|d| d.usage.clone());
+                async move {
+                    let usage = match known {
+                        Some(usage) => usage,
+                        None => describe(&docker, &id).await?,
+                    };
+                    let (measured, reading) = measure(&docker, &id, usage.clone()).await;
+                    Some((id, pair, usage, measured, reading))
+                }
             })
             .buffer_unordered(CONCURRENT_REQUESTS)
             .collect::<Vec<_>>()
             .await;
         let mut cpu = HashMap::with_capacity(read.len());
+        let mut described = HashMap::with_capacity(read.len());
         let mut list = Vec::with_capacity(read.len());
-        for one in read.into_iter().flatten() {
-            let (mut usage, reading) = one;
+        for (id, pair, description, mut usage, reading) in read.into_iter().flatten() {
+            described.insert(
+                id,
+                Described {
+                    listed: pair,
+                    usage: description,
+                },
+            );
             if let Some(reading) = reading {
                 usage.cpu_percent = cpu_percent(self.cpu.get(&usage.id).copied(), reading);
                 cpu.insert(usage.id.clone(), reading);
             }
             list.push(usage);
         }
-        // Containers that went away take their readings with them.
+        // Containers that went away take their readings and inspections with them.
         self.cpu = cpu;
+        self.described = described;
         Ok(finish(list))
     }
 }
 
-/// One container: its inspection, and for a running one its stats. `None` when it vanished
-/// between the list and the inspection (removed meanwhile: the next list says so).
-async fn read_one(docker: &Docker, id: String) -> Option<(ContainerUsage, Option<CpuReading>)> {
-    let inspected = match docker.inspect_container(&id, None).await {
+/// One container's inspection: everything but its figures. `None` when it vanished between
+/// the list and the inspection (removed meanwhile: the next list says so).
+async fn describe(docker: &Docker, id: &str) -> Option<ContainerUsage> {
+    let inspected = match docker.inspect_container(id, None).await {
         Ok(inspected) => inspected,
         Err(err) => {
             tracing::debug!(container = %id, error = %err, "A container could not be inspected");
@@ -263,7 +303,7 @@ async fn read_one(docker: &Docker, id: String) -> Option<(ContainerUsage, Option
         .or(inspected.image.as_deref())
         .map(clean)
         .unwrap_or_default();
-    let mut usage = ContainerUsage {
+    Some(ContainerUsage {
         id: id.chars().take(12).collect(),
         name,
         image,
@@ -281,14 +321,23 @@ async fn read_one(docker: &Docker, id: String) -> Option<(ContainerUsage, Option
         net_tx_bytes: 0,
         block_read_bytes: 0,
         block_write_bytes: 0,
-    };
+    })
+}
+
+/// The figures of a running container (one-shot stats) into its description, with its CPU
+/// counters for the next share; a stopped one keeps zeros.
+async fn measure(
+    docker: &Docker,
+    id: &str,
+    mut usage: ContainerUsage,
+) -> (ContainerUsage, Option<CpuReading>) {
     let mut reading = None;
-    if running {
+    if usage.state == "running" {
         let options = StatsOptionsBuilder::default()
             .stream(false)
             .one_shot(true)
             .build();
-        match docker.stats(&id, Some(options)).next().await {
+        match docker.stats(id, Some(options)).next().await {
             Some(Ok(stats)) => {
                 if let Some(memory) = &stats.memory_stats {
                     usage.memory_bytes = memory_used(memory);
@@ -310,7 +359,7 @@ async fn read_one(docker: &Docker, id: String) -> Option<(ContainerUsage, Option
             None => {}
         }
     }
-    Some((usage, reading))
+    (usage, reading)
 }
 
 /// Refreshes the container list every `interval` until `shutdown`, sending each new list to
