@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::Harness;
 use flick_alerter::defaults::{Record, record};
-use flick_shared::testkit::eventually;
 use flick_shared::alerting::rules::Metric;
+use flick_shared::testkit::eventually;
 
 /// The recorded `(warning, critical, for_secs, margin)` of `metric`.
 async fn recorded(harness: &Harness, metric: &str) -> Option<(Option<f64>, Option<f64>, i32, f64)> {

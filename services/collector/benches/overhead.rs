@@ -2,7 +2,7 @@
 //! over a real run at 1 Hz against the local NATS. When Debian's `prometheus-node-exporter` is
 //! installed, the same figures are measured for it, scraped once a second, in the same run.
 //!
-//! `cargo bench -p flick-collector --bench overhead` (60 s each; `FLICK_BENCH_SECS` and
+//! `cargo bench -p flick-collector --bench overhead` (60 s per run; `FLICK_BENCH_SECS` and
 //! `FLICK_BENCH_RUNS` change the length and the number of runs).
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
@@ -55,25 +55,32 @@ fn peak_rss_kb(pid: u32) -> u64 {
         .unwrap()
 }
 
-/// Runs `child` for `secs` (after a 2 s warm-up), calling `each_second` every second.
-fn measure(mut child: Child, secs: u64, mut each_second: impl FnMut()) -> Usage {
-    let pid = child.id();
+/// Runs `children` side by side for `secs` (after a 2 s warm-up), calling `each_second` every
+/// second, and returns each one's usage. Side by side, every process meets the same machine:
+/// a build or a test next door loads them all alike, rather than whichever ran at the time.
+fn measure(mut children: Vec<Child>, secs: u64, mut each_second: impl FnMut()) -> Vec<Usage> {
     std::thread::sleep(Duration::from_secs(2));
     let ticks = clock_ticks_per_sec();
-    let start_ticks = cpu_ticks(pid);
+    let start_ticks: Vec<u64> = children.iter().map(|c| cpu_ticks(c.id())).collect();
     let started = Instant::now();
     for second in 1..=secs {
         each_second();
         let next = started + Duration::from_secs(second);
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
-    let used = (cpu_ticks(pid) - start_ticks) as f64 / ticks;
-    let usage = Usage {
-        cpu_percent: used / started.elapsed().as_secs_f64() * 100.0,
-        peak_rss_kb: peak_rss_kb(pid),
-    };
-    let _ = child.kill();
-    let _ = child.wait();
+    let elapsed = started.elapsed().as_secs_f64();
+    let usage = children
+        .iter()
+        .zip(start_ticks)
+        .map(|(child, start)| Usage {
+            cpu_percent: (cpu_ticks(child.id()) - start) as f64 / ticks / elapsed * 100.0,
+            peak_rss_kb: peak_rss_kb(child.id()),
+        })
+        .collect();
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     usage
 }
 
@@ -115,7 +122,7 @@ fn configurations() -> Vec<Configuration> {
     all
 }
 
-fn collector_run(secs: u64, configuration: &Configuration) -> Usage {
+fn collector_start(configuration: &Configuration) -> Child {
     // A test-style prefix: the test kit sweeps such streams once they are ten minutes old.
     let prefix = flick_shared::testkit::unique_prefix();
     let mut command = Command::new(env!("CARGO_BIN_EXE_flick-collector"));
@@ -129,8 +136,7 @@ fn collector_run(secs: u64, configuration: &Configuration) -> Usage {
     for (key, value) in &configuration.env {
         command.env(key, value);
     }
-    let child = command.spawn().expect("start flick-collector");
-    measure(child, secs, || {})
+    command.spawn().expect("start flick-collector")
 }
 
 fn scrape(port: u16) -> usize {
@@ -143,7 +149,8 @@ fn scrape(port: u16) -> usize {
     body.len()
 }
 
-fn node_exporter_run(secs: u64) -> Option<(Usage, usize)> {
+/// node_exporter on a free port, when installed.
+fn node_exporter_start() -> Option<(Child, u16)> {
     if !std::path::Path::new(NODE_EXPORTER).exists() {
         return None;
     }
@@ -158,10 +165,7 @@ fn node_exporter_run(secs: u64) -> Option<(Usage, usize)> {
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    std::thread::sleep(Duration::from_millis(500));
-    let mut bytes = 0;
-    let usage = measure(child, secs, || bytes = scrape(port));
-    Some((usage, bytes))
+    Some((child, port))
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -173,12 +177,26 @@ fn main() {
     let secs = env_u64("FLICK_BENCH_SECS", 60);
     let runs = env_u64("FLICK_BENCH_RUNS", 1).max(1);
     let configurations = configurations();
-    println!("collector overhead: {runs} run(s) of {secs} s at 1 Hz");
+    println!(
+        "collector overhead: {runs} run(s) of {secs} s at 1 Hz, every configuration and node_exporter side by side"
+    );
     let mut ours: Vec<(Vec<f64>, Vec<f64>)> = vec![(vec![], vec![]); configurations.len()];
     let (mut theirs_cpu, mut theirs_rss) = (vec![], vec![]);
     for run in 1..=runs {
-        for (configuration, (cpu, rss)) in configurations.iter().zip(ours.iter_mut()) {
-            let usage = collector_run(secs, configuration);
+        let mut children: Vec<Child> = configurations.iter().map(collector_start).collect();
+        let exporter = node_exporter_start();
+        let port = exporter.as_ref().map(|(_, port)| *port);
+        children.extend(exporter.map(|(child, _)| child));
+        std::thread::sleep(Duration::from_millis(500));
+        let mut bytes = 0;
+        let usage = measure(children, secs, || {
+            if let Some(port) = port {
+                bytes = scrape(port);
+            }
+        });
+        for ((configuration, (cpu, rss)), usage) in
+            configurations.iter().zip(ours.iter_mut()).zip(&usage)
+        {
             println!(
                 "  run {run}: flick-collector {:<26} {:6.3} % of one core, peak RSS {:6.1} MB",
                 configuration.name,
@@ -188,7 +206,7 @@ fn main() {
             cpu.push(usage.cpu_percent);
             rss.push(usage.peak_rss_kb as f64 / 1024.0);
         }
-        if let Some((theirs, bytes)) = node_exporter_run(secs) {
+        if let Some(theirs) = usage.get(configurations.len()) {
             println!(
                 "  run {run}: node_exporter {:<28} {:6.3} % of one core, peak RSS {:6.1} MB ({} KB per scrape)",
                 "",

@@ -124,10 +124,28 @@ fn clean(text: &str) -> String {
         .collect()
 }
 
-/// The list as the wire carries it: by name, at most [`MAX_CONTAINERS`] (the busiest kept).
+/// The list as the wire carries it: by name, once each, every entry one the wire accepts (one
+/// bad entry would cost the host its whole sample), at most [`MAX_CONTAINERS`]: those with a
+/// problem (unhealthy, restarting) first, then the busiest, ties by name, so the same
+/// containers are kept from one list to the next.
 pub fn finish(mut list: Vec<ContainerUsage>) -> Vec<ContainerUsage> {
+    list.retain(|c| match c.check() {
+        Ok(()) => true,
+        Err(why) => {
+            tracing::debug!(container = %c.id, %why, "A container is left out of the list");
+            false
+        }
+    });
     if list.len() > MAX_CONTAINERS {
-        list.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent));
+        let troubled = |c: &ContainerUsage| {
+            c.state == "restarting" || c.health.as_deref() == Some("unhealthy")
+        };
+        list.sort_by(|a, b| {
+            troubled(b)
+                .cmp(&troubled(a))
+                .then(b.cpu_percent.total_cmp(&a.cpu_percent))
+                .then(a.name.cmp(&b.name))
+        });
         list.truncate(MAX_CONTAINERS);
     }
     list.sort_by(|a, b| a.name.cmp(&b.name));
@@ -220,30 +238,61 @@ impl Engine {
             ))
             .await
             .map_err(|e| self.error(e))?;
-        let listed: Vec<(String, Listed)> = summaries
+        let listed: Vec<(String, Option<String>, Listed)> = summaries
             .into_iter()
-            .filter_map(|s| Some((s.id?, (s.state.map(|v| v.to_string()), s.status))))
+            .filter_map(|s| {
+                // The name is the list's, every time: a rename changes neither state nor status.
+                let name = s
+                    .names
+                    .as_ref()
+                    .and_then(|names| names.first())
+                    .map(|n| clean(n.trim_start_matches('/')))
+                    .filter(|n| !n.is_empty());
+                Some((s.id?, name, (s.state.map(|v| v.to_string()), s.status)))
+            })
             .collect();
         let described = &self.described;
         let read = futures::stream::iter(listed)
-            .map(|(id, pair)| {
+            .map(|(id, name, pair)| {
                 let docker = docker.clone();
-                let known = described
-                    .get(&id)
+                let known = described.get(&id);
+                let unchanged = known
                     .filter(|d| d.listed == pair)
                     .map(|d| d.usage.clone());
+                let previous = known.map(|d| (d.listed.clone(), d.usage.clone()));
                 async move {
-                    let usage = match known {
-                        Some(usage) => usage,
-                        None => describe(&docker, &id).await?,
+                    let (pair, mut usage) = match unchanged {
+                        Some(usage) => (pair, usage),
+                        None => match describe(&docker, &id).await {
+                            Ok(Some(usage)) => (pair, usage),
+                            // Removed since the list: the next list says so.
+                            Ok(None) => return Ok(None),
+                            // Not known now: what was known stands (inspected again next
+                            // time), rather than a container missing from a list that would
+                            // say it was removed.
+                            Err(err) => match previous {
+                                Some(previous) => {
+                                    tracing::debug!(container = %id, error = %err, "A container could not be inspected; its previous description stands");
+                                    previous
+                                }
+                                None => return Err(err),
+                            },
+                        },
                     };
+                    if let Some(name) = name {
+                        usage.name = name;
+                    }
                     let (measured, reading) = measure(&docker, &id, usage.clone()).await;
-                    Some((id, pair, usage, measured, reading))
+                    Ok(Some((id, pair, usage, measured, reading)))
                 }
             })
             .buffer_unordered(CONCURRENT_REQUESTS)
             .collect::<Vec<_>>()
             .await;
+        let read = read
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))?;
         let mut cpu = HashMap::with_capacity(read.len());
         let mut described = HashMap::with_capacity(read.len());
         let mut list = Vec::with_capacity(read.len());
@@ -269,14 +318,18 @@ impl Engine {
 }
 
 /// One container's inspection: everything but its figures. `None` when it vanished between
-/// the list and the inspection (removed meanwhile: the next list says so).
-async fn describe(docker: &Docker, id: &str) -> Option<ContainerUsage> {
+/// the list and the inspection (the engine answers 404); any other failure is an error, since
+/// leaving the container out would tell the alerter it was removed.
+async fn describe(
+    docker: &Docker,
+    id: &str,
+) -> Result<Option<ContainerUsage>, bollard::errors::Error> {
     let inspected = match docker.inspect_container(id, None).await {
         Ok(inspected) => inspected,
-        Err(err) => {
-            tracing::debug!(container = %id, error = %err, "A container could not be inspected");
-            return None;
-        }
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => return Ok(None),
+        Err(err) => return Err(err),
     };
     let state = inspected.state.clone().unwrap_or_default();
     let status = state
@@ -293,9 +346,9 @@ async fn describe(docker: &Docker, id: &str) -> Option<ContainerUsage> {
     let name = inspected
         .name
         .as_deref()
-        .map(|n| n.trim_start_matches('/'))
+        .map(|n| clean(n.trim_start_matches('/')))
         .filter(|n| !n.is_empty())
-        .map_or_else(|| id.chars().take(12).collect(), clean);
+        .unwrap_or_else(|| id.chars().take(12).collect());
     let image = inspected
         .config
         .as_ref()
@@ -303,7 +356,7 @@ async fn describe(docker: &Docker, id: &str) -> Option<ContainerUsage> {
         .or(inspected.image.as_deref())
         .map(clean)
         .unwrap_or_default();
-    Some(ContainerUsage {
+    Ok(Some(ContainerUsage {
         id: id.chars().take(12).collect(),
         name,
         image,
@@ -321,7 +374,7 @@ async fn describe(docker: &Docker, id: &str) -> Option<ContainerUsage> {
         net_tx_bytes: 0,
         block_read_bytes: 0,
         block_write_bytes: 0,
-    })
+    }))
 }
 
 /// The figures of a running container (one-shot stats) into its description, with its CPU
@@ -502,6 +555,26 @@ mod tests {
         let kept = finish(many);
         assert_eq!(kept.len(), MAX_CONTAINERS);
         assert!(kept.iter().all(|c| c.name != "c0000"), "the idlest are cut");
+        let mut troubled: Vec<ContainerUsage> = (0..MAX_CONTAINERS + 1)
+            .map(|i| c(&format!("c{i:04}"), 1.0))
+            .collect();
+        troubled[0].health = Some("unhealthy".to_owned());
+        let kept = finish(troubled.clone());
+        assert_eq!(
+            kept[0].name, "c0000",
+            "a problem is kept over a busier container"
+        );
+        assert_eq!(
+            kept.last().map(|c| c.name.as_str()),
+            Some("c0499"),
+            "ties by name: the same ones each time"
+        );
+        assert_eq!(finish(troubled), kept);
+        assert_eq!(
+            names(&finish(vec![c("ok", 1.0), c("odd", 150.0)])),
+            ["ok"],
+            "an entry the wire refuses is left out, not the whole sample"
+        );
         assert_eq!(clean("we\u{0}b\n-1"), "web-1");
     }
 

@@ -102,3 +102,24 @@ async fn restarts_are_counted() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+#[tokio::test]
+async fn a_renamed_container_is_listed_under_its_new_name_at_the_next_refresh() {
+    // A rename changes neither the state nor the status the engine lists, so a reader that
+    // keeps its inspections must still take the name from the list.
+    let docker = DockerEngine::shared();
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let (old, new) = (
+        format!("flick-old-{}", &tag[..8]),
+        format!("flick-new-{}", &tag[..8]),
+    );
+    let container = docker.run(&old, &[], &["sleep", "600"]);
+    let mut engine = Engine::new(docker.socket());
+    let before = engine.refresh().await.expect("the engine answers");
+    assert!(find(&before, &old).is_some(), "{before:?}");
+    docker.docker(&["rename", &old, &new]);
+    let after = engine.refresh().await.expect("the engine answers");
+    let renamed = find(&after, &new).expect("listed under its new name");
+    assert_eq!(renamed.id, container.id[..12]);
+    assert!(find(&after, &old).is_none(), "{after:?}");
+}

@@ -89,5 +89,22 @@ async fn the_newest_or_an_earlier_list_is_served_to_the_owner_only() {
         .get("/api/v1/servers/web-1/containers", &bob.access)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "another user's server");
+
+    // Every container removed: the persister stores the empty list as one nameless row, and
+    // the newest list is that empty one, not the last that had containers.
+    sqlx::query(
+        "INSERT INTO containers (server_id, ts, name, container_id, state)
+         VALUES ('web-1', '2026-11-24 10:10:00+00', '', '', '')",
+    )
+    .execute(&gw.db.pool)
+    .await
+    .expect("an empty list");
+    let (_, none) = gw
+        .get("/api/v1/servers/web-1/containers", &ada.access)
+        .await;
+    assert_eq!(
+        (none["timestamp"].clone(), none["containers"].clone()),
+        (json!("2026-11-24T10:10:00Z"), json!([]))
+    );
     gw.stop().await;
 }

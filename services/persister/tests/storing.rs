@@ -212,3 +212,49 @@ async fn samples_published_twice_or_redelivered_are_stored_once() {
     persister.stop().await;
     assert_eq!(harness.count("metrics").await, 2_000);
 }
+
+#[tokio::test]
+async fn container_lists_are_stored_with_their_samples_and_an_empty_list_as_none_left() {
+    let harness = Harness::new().await;
+    let persister = harness.start(harness.config());
+    let mut published = samples(1, 3);
+    let container = |name: &str| flick_shared::wire::ContainerUsage {
+        id: "aaaaaaaaaaaa".into(),
+        name: name.into(),
+        image: "nginx".into(),
+        state: "running".into(),
+        health: None,
+        exit_code: None,
+        restarts: 0,
+        cpu_percent: 2.5,
+        memory_bytes: 1 << 20,
+        memory_limit_bytes: None,
+        net_rx_bytes: 1,
+        net_tx_bytes: 2,
+        block_read_bytes: 3,
+        block_write_bytes: 4,
+    };
+    // Two containers; then the engine has none; then a sample between two lists (no field).
+    published[0].containers = Some(vec![container("web"), container("db")]);
+    published[1].containers = Some(vec![]);
+    published[2].containers = None;
+    harness.publish(&published).await;
+    harness
+        .wait_for_rows("metrics", 3, Duration::from_secs(30))
+        .await;
+    let rows: Vec<(DateTime<Utc>, String)> =
+        sqlx::query_as("SELECT ts, name FROM containers ORDER BY ts, name")
+            .fetch_all(&harness.db.pool)
+            .await
+            .expect("containers");
+    assert_eq!(
+        rows,
+        [
+            (published[0].timestamp, "db".to_owned()),
+            (published[0].timestamp, "web".to_owned()),
+            (published[1].timestamp, String::new()),
+        ],
+        "the empty list is one row with no name, so it is the newest list"
+    );
+    persister.stop().await;
+}

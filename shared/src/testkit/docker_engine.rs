@@ -203,7 +203,8 @@ impl Drop for TestContainer<'_> {
         let _ = Command::new("docker")
             .arg("--host")
             .arg(self.engine.host())
-            .args(["rm", "--force", &self.name])
+            // By id: a test may have renamed it.
+            .args(["rm", "--force", &self.id])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();

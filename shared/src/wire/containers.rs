@@ -75,7 +75,8 @@ impl ContainerUsage {
         self.health.as_deref() == Some("unhealthy")
     }
 
-    pub(super) fn check(&self) -> Result<(), String> {
+    /// What the wire refuses in one entry, said.
+    pub fn check(&self) -> Result<(), String> {
         if self.name.is_empty() || self.name.chars().count() > MAX_CONTAINER_TEXT {
             return Err(format!(
                 "container name {:?} is empty or longer than {MAX_CONTAINER_TEXT} characters",

@@ -96,8 +96,10 @@ async fn stored(state: &AppState, server: String, at: DateTime<Utc>) -> ApiResul
     let unsigned = |n: i64| u64::try_from(n).unwrap_or(0);
     Ok(Containers {
         timestamp: rows.first().map(|r| r.0),
+        // A list without containers is stored as one row with an empty name.
         containers: rows
             .into_iter()
+            .filter(|row| !row.1.is_empty())
             .map(
                 |(
                     _,

@@ -1,6 +1,8 @@
 //! The container lists that ride on samples, into `containers`: one row per container per
 //! list, idempotent on (server, time, name), written in the transaction of the samples that
-//! carried them, so a list is stored exactly when its sample is.
+//! carried them, so a list is stored exactly when its sample is. A list without containers
+//! (the engine has none) is one row with an empty name (no container has one), so that "the
+//! newest list" is that empty one, not the last list that had containers.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -11,6 +13,38 @@ use super::metrics::column;
 
 /// One stored container: the server and list time, and the container as the wire has it.
 pub type ContainerRow<'a> = (&'a str, DateTime<Utc>, &'a ContainerUsage);
+
+/// The row of a list without containers.
+static NO_CONTAINERS: ContainerUsage = ContainerUsage {
+    id: String::new(),
+    name: String::new(),
+    image: String::new(),
+    state: String::new(),
+    health: None,
+    exit_code: None,
+    restarts: 0,
+    cpu_percent: 0.0,
+    memory_bytes: 0,
+    memory_limit_bytes: None,
+    net_rx_bytes: 0,
+    net_tx_bytes: 0,
+    block_read_bytes: 0,
+    block_write_bytes: 0,
+};
+
+/// The rows of one sample's list: none without a list, the empty-name row for an empty one.
+pub fn rows_of<'a>(
+    server: &'a str,
+    ts: DateTime<Utc>,
+    list: Option<&'a [ContainerUsage]>,
+) -> impl Iterator<Item = ContainerRow<'a>> {
+    let list = match list {
+        Some([]) => std::slice::from_ref(&NO_CONTAINERS),
+        Some(list) => list,
+        None => &[],
+    };
+    list.iter().map(move |c| (server, ts, c))
+}
 
 fn big(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)

@@ -61,8 +61,8 @@ pub struct MetricRow {
     mounts: Option<String>,
     interfaces: Option<String>,
     temperatures: Option<String>,
-    /// The container list the sample carried, stored in `containers`.
-    containers: Vec<flick_shared::wire::ContainerUsage>,
+    /// The container list the sample carried (none on most samples), stored in `containers`.
+    containers: Option<Vec<flick_shared::wire::ContainerUsage>>,
 }
 
 /// `{1.5,2.25}`: a `real[]` literal, written in one buffer (for the `UNNEST` fallback, whose
@@ -124,7 +124,7 @@ impl From<MetricSample> for MetricRow {
             mounts,
             interfaces,
             temperatures,
-            containers: s.containers.unwrap_or_default(),
+            containers: s.containers,
         }
     }
 }
@@ -151,7 +151,9 @@ impl Sink for MetricsSink {
     async fn write(&self, conn: &mut PgConnection, rows: &[MetricRow]) -> Result<u64, sqlx::Error> {
         let containers: Vec<super::containers::ContainerRow<'_>> = rows
             .iter()
-            .flat_map(|r| r.containers.iter().map(|c| (r.server_id.as_str(), r.ts, c)))
+            .flat_map(|r| {
+                super::containers::rows_of(r.server_id.as_str(), r.ts, r.containers.as_deref())
+            })
             .collect();
         super::containers::write(conn, &containers).await?;
         sqlx::query("SAVEPOINT new_rows")
