@@ -222,6 +222,28 @@ async fn subscribed_samples_arrive_in_the_original_protocol_and_stop_after_unsub
         (json!("db-1"), json!("exited"), json!(137), json!(40)),
         "{frame}"
     );
+    // The largest list the wire allows (500 containers with long image names, ~330 KiB) is one
+    // frame, and it reaches the client rather than closing the connection.
+    let template = with_list.containers.as_ref().expect("a list")[0].clone();
+    let largest = MetricSample {
+        containers: Some(
+            (0..flick_shared::wire::MAX_CONTAINERS)
+                .map(|i| flick_shared::wire::ContainerUsage {
+                    name: format!("worker-{i:03}-{}", "x".repeat(200)),
+                    image: format!("registry.example.com/{}:{i}", "team/".repeat(40)),
+                    ..template.clone()
+                })
+                .collect(),
+        ),
+        ..sample("web-1", 47.0)
+    };
+    publish(&nats, &gw, &largest).await;
+    let frame = expect(&mut socket, "resource_metrics").await;
+    assert_eq!(
+        frame["data"]["containers"].as_array().map(Vec::len),
+        Some(flick_shared::wire::MAX_CONTAINERS)
+    );
+    assert!(frame.to_string().len() > 300 * 1024, "a frame over 300 KiB");
 
     send(
         &mut socket,

@@ -65,7 +65,8 @@ async fn upgrade(
     upgrade
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
-        .max_write_buffer_size(256 * 1024)
+        // One frame must fit whole: a sample of a host with its 500 containers is ~260 KiB.
+        .max_write_buffer_size(1024 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| super::connection::run(socket, state, slot, authenticated))

@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 
+use flick_shared::alerting::rules::Metric;
 use flick_shared::wire::{AlertEvent, AlertSeverity, AlertState};
 
 use super::super::notice::Notice;
@@ -132,12 +133,20 @@ fn single_summary(event: &AlertEvent) -> String {
     let server = single_line(event.server_id.as_str());
     // A container alert's own sentence names the container and what became of it
     // ("container web-1 stopped (exited 137) on web-01").
-    if let (Some(_), Some(message)) = (&event.container, &event.message) {
+    if let Some(container) = &event.container {
         let prefix = match event.state {
             AlertState::Firing => severity_word(event.severity),
             AlertState::Resolved => "RESOLVED",
         };
-        return format!("{prefix}: {}", single_line(message));
+        return match &event.message {
+            Some(message) => format!("{prefix}: {}", single_line(message)),
+            // A firing alert taken over from a previous leader has no sentence of its own.
+            None => format!(
+                "{prefix}: {} {} on {server}",
+                metric_label(&event.metric),
+                single_line(container)
+            ),
+        };
     }
     match (event.metric.as_str(), event.state) {
         ("offline", AlertState::Firing) => {
@@ -249,6 +258,7 @@ fn metric_label(metric: &str) -> String {
         "cpu" => "CPU usage".to_owned(),
         "memory" => "Memory usage".to_owned(),
         "disk" => "Disk usage".to_owned(),
+        "temperature" => "Temperature".to_owned(),
         other => other.replace('_', " "),
     }
 }
@@ -260,12 +270,12 @@ fn metric_short(metric: &str) -> String {
     }
 }
 
-/// Percentages for the metrics that are percentages; a plain number for metrics FLick does
-/// not know yet.
+/// A sampled metric's value in its unit (percent; °C for temperature); a plain number for the
+/// others (an exit code) and for metrics FLick does not know yet.
 fn format_value(metric: &str, value: f64) -> String {
-    match metric {
-        "cpu" | "memory" | "disk" => format!("{value:.1} %"),
-        _ => format!("{value:.1}"),
+    match Metric::parse(metric).filter(|m| Metric::SAMPLED.contains(m)) {
+        Some(metric) => format!("{value:.1}{}", metric.unit()),
+        None => format!("{value:.1}"),
     }
 }
 
@@ -405,6 +415,15 @@ mod tests {
             summary(&notice(vec![stopped])),
             "CRITICAL: container web-1 stopped (exited 137) on web-01"
         );
+        // Taken over from a previous leader (no sentence): still names the container.
+        let mut repeated = event("web-01", "container_stopped", Critical, Firing);
+        repeated.container = Some("web-1".into());
+        assert_eq!(
+            summary(&notice(vec![repeated])),
+            "CRITICAL: container stopped web-1 on web-01"
+        );
+        let hot = notice(vec![event("web-01", "temperature", Warning, Firing)]);
+        assert_eq!(summary(&hot), "WARNING: Temperature 97.0 °C on web-01");
     }
 
     #[test]

@@ -24,6 +24,7 @@ export function applyEvent(list: readonly Alert[], event: AlertEvent): Alert[] {
     startedAt: event.startedAt,
     resolvedAt: event.state === 'resolved' ? event.at : null,
     message: event.state === 'firing' ? (event.message ?? null) : (known?.message ?? event.message ?? null),
+    container: event.container ?? known?.container ?? null,
   };
   const rest = list.filter((a) => a.id !== event.alertId);
   return [next, ...rest].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
