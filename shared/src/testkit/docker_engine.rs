@@ -38,8 +38,9 @@ impl DockerEngine {
         ENGINE.get_or_init(|| {
             let dir = std::env::var_os("FLICK_TEST_DOCKERD_DIR")
                 .map_or_else(|| PathBuf::from("/tmp/flick-dockerd"), PathBuf::from);
-            std::fs::create_dir_all(&dir).expect("a directory for the test dockerd");
+            private_dir(&dir);
             let engine = DockerEngine { dir };
+            // In a directory only this user can write: nobody can have planted a link there.
             let lock = File::create(engine.dir.join("lock")).expect("the test dockerd's lock file");
             lock.lock().expect("lock the test dockerd's lock file");
             if !engine.answers() {
@@ -209,6 +210,32 @@ impl Drop for TestContainer<'_> {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// Creates `dir` readable by its owner only, and refuses one that is a link or belongs to
+/// another user: it holds the engine's data root and socket, in a world-writable `/tmp`.
+fn private_dir(dir: &Path) {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if let Err(err) = std::fs::DirBuilder::new().mode(0o700).create(dir)
+        && err.kind() != std::io::ErrorKind::AlreadyExists
+    {
+        panic!(
+            "a directory for the test dockerd ({}): {err}",
+            dir.display()
+        );
+    }
+    let meta = std::fs::symlink_metadata(dir).expect("the test dockerd's directory");
+    // `/proc/self` belongs to the process's effective user.
+    let me = std::fs::metadata("/proc/self")
+        .expect("this process's /proc entry")
+        .uid();
+    assert!(
+        meta.is_dir() && meta.uid() == me,
+        "{} is not a directory of this user (uid {me}): refusing to run dockerd in it",
+        dir.display()
+    );
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .expect("the test dockerd's directory made private");
 }
 
 /// A statically linked busybox (the image has no libraries).
