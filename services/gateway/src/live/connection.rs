@@ -184,8 +184,7 @@ impl Connection {
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => self.last_heard = Instant::now(),
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Err(err)) => {
-                        let too_big = err.to_string().to_lowercase().contains("too long") || err.to_string().contains("size");
-                        if too_big {
+                        if too_big(err) {
                             break Some(Close(close_code::SIZE, "message too big"));
                         }
                         break None;
@@ -220,19 +219,32 @@ impl Connection {
             }
             let (frames, next) = self.queue.ready(Instant::now());
             next_metric = next;
-            let mut failed = false;
-            for frame in frames {
-                match tokio::time::timeout(send_timeout, sink.send(Message::Text(frame))).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => {
-                        failed = true;
-                        break;
+            // Every frame of this wake-up into the write buffer, then one flush: one write to
+            // the socket for all of them (it writes earlier only when the buffer fills), not a
+            // write and a flush per frame. Each step has the send timeout, as one frame had.
+            if !frames.is_empty() {
+                let mut failed = false;
+                for frame in frames {
+                    match tokio::time::timeout(send_timeout, sink.feed(Message::Text(frame))).await
+                    {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => {
+                            failed = true;
+                            break;
+                        }
+                        Err(_) => return Some(Close(close_code::AGAIN, "too slow")),
                     }
-                    Err(_) => return Some(Close(close_code::AGAIN, "too slow")),
                 }
-            }
-            if failed {
-                break None;
+                if !failed {
+                    match tokio::time::timeout(send_timeout, sink.flush()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => failed = true,
+                        Err(_) => return Some(Close(close_code::AGAIN, "too slow")),
+                    }
+                }
+                if failed {
+                    break None;
+                }
             }
         };
         if let Some(close) = &close {
@@ -499,6 +511,14 @@ impl Connection {
 }
 
 /// Tells the client why the connection ends (at most a second's wait).
+/// Whether a read failed on a message or frame over the configured size (tungstenite's
+/// capacity error, which axum wraps), the one failure that gets its own close code.
+fn too_big(err: axum::Error) -> bool {
+    err.into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
+
 async fn send_close(
     sink: &mut futures::stream::SplitSink<WebSocket, Message>,
     Close(code, reason): &Close,
