@@ -121,6 +121,10 @@ async fn main() {
             .env("ENCRYPTION_KEY", testkit::random_key_hex())
             .env("FLICK_STREAMS__LOGS_MAX_BYTES", "8388608")
             .env("FLICK_GATEWAY__AUTH_BURST", "100000")
+            // One user and one address open every client: lift the per-user and per-address
+            // connection caps (50 and 200), which would close all but the first few.
+            .env("FLICK_GATEWAY__WS_MAX_PER_USER", "50000")
+            .env("FLICK_GATEWAY__WS_MAX_PER_ADDRESS", "50000")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null()),
     );
