@@ -2,44 +2,17 @@
 // list every `containers_interval_ms` (5 s by default) when it is given the engine's socket.
 // Absent for a host without containers (no socket, or an engine with none).
 
-import { useEffect, useState } from 'preact/hooks';
-import { api, errorText } from '../api';
+import { api } from '../api';
 import { countText, sortContainers, stateText, stateTone } from '../lib/containers';
 import { formatAgo, formatBytes, formatPercent } from '../lib/format';
-import type { Containers } from '../types';
-import { ErrorText } from './common';
+import { ErrorText, usePolled } from './common';
 
 const EVERY_MS = 5_000;
 
 const TONE_CLASS = { ok: 'status-online', warning: 'sev-warning', critical: 'sev-critical', idle: 'resolved' };
 
 export function ContainersPanel({ serverId }: { serverId: string }) {
-  const [list, setList] = useState<Containers | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  useEffect(() => {
-    const controller = new AbortController();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const read = () => {
-      api
-        .containers(serverId, controller.signal)
-        .then((c) => {
-          setList(c);
-          setError(null);
-        })
-        .catch((err) => {
-          if ((err as Error).name !== 'AbortError') setError(errorText(err));
-        })
-        .finally(() => {
-          if (!controller.signal.aborted) timer = setTimeout(read, EVERY_MS);
-        });
-    };
-    read();
-    return () => {
-      controller.abort();
-      clearTimeout(timer);
-    };
-  }, [serverId]);
+  const { value: list, error } = usePolled(serverId, EVERY_MS, (signal) => api.containers(serverId, signal));
 
   const containers = list?.containers ?? [];
   if (containers.length === 0 && !error) return null;

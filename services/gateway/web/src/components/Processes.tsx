@@ -1,11 +1,10 @@
 // What is eating the host: its top processes by CPU and by memory, read again every 5 s (the
 // collector lists them every `processes_interval_ms`, 5 s by default).
 
-import { useEffect, useState } from 'preact/hooks';
-import { api, errorText } from '../api';
+import { api } from '../api';
 import { formatAgo, formatBytes, formatPercent } from '../lib/format';
-import type { Processes, ProcessUsage } from '../types';
-import { ErrorText } from './common';
+import type { ProcessUsage } from '../types';
+import { ErrorText, usePolled } from './common';
 
 const EVERY_MS = 5_000;
 
@@ -40,32 +39,7 @@ function Table({ title, list, by }: { title: string; list: ProcessUsage[]; by: '
 }
 
 export function ProcessesPanel({ serverId }: { serverId: string }) {
-  const [list, setList] = useState<Processes | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  useEffect(() => {
-    const controller = new AbortController();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const read = () => {
-      api
-        .processes(serverId, controller.signal)
-        .then((p) => {
-          setList(p);
-          setError(null);
-        })
-        .catch((err) => {
-          if ((err as Error).name !== 'AbortError') setError(errorText(err));
-        })
-        .finally(() => {
-          if (!controller.signal.aborted) timer = setTimeout(read, EVERY_MS);
-        });
-    };
-    read();
-    return () => {
-      controller.abort();
-      clearTimeout(timer);
-    };
-  }, [serverId]);
+  const { value: list, error } = usePolled(serverId, EVERY_MS, (signal) => api.processes(serverId, signal));
 
   if (!list?.timestamp && !error) return null;
   return (

@@ -1,7 +1,43 @@
 // Small pieces every page uses: loading and empty states, errors in words, status badges.
 
 import type { ComponentChildren } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { errorText } from '../api';
 import type { ServerStatus, Severity } from '../types';
+
+/** What `read` answers, read again `everyMs` after each answer (not on a fixed beat, so a slow
+ * gateway is not asked again before it answered), until `key` changes or the page leaves. */
+export function usePolled<T>(
+  key: string,
+  everyMs: number,
+  read: (signal: AbortSignal) => Promise<T>,
+): { value: T | null; error: string | null } {
+  const [value, setValue] = useState<T | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    const controller = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const once = () => {
+      read(controller.signal)
+        .then((v) => {
+          setValue(v);
+          setError(null);
+        })
+        .catch((err) => {
+          if ((err as Error).name !== 'AbortError') setError(errorText(err));
+        })
+        .finally(() => {
+          if (!controller.signal.aborted) timer = setTimeout(once, everyMs);
+        });
+    };
+    once();
+    return () => {
+      controller.abort();
+      clearTimeout(timer);
+    };
+  }, [key]);
+  return { value, error };
+}
 
 export function Loading({ what = 'Loading' }: { what?: string }) {
   return (
