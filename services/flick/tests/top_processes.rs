@@ -94,15 +94,20 @@ async fn a_busy_and_a_large_process_are_named_first_and_in_the_alerts_they_cause
     // The newest list, from the stream, names them first.
     let path = format!("/servers/{SERVER}/processes");
     let list = eventually(
-        "a list with flickburn first by CPU and flickhog first by memory",
+        "a list with flickburn first by CPU and flickhog first by memory, 500 MB resident",
         Duration::from_secs(40),
         || {
             let (api, path, admin) = (&api, path.clone(), admin.clone());
             async move {
                 let (status, list) = api.call(Method::GET, &path, Some(&admin), None).await;
+                // The hog's resident size too: it is first by memory while it is still
+                // writing its 500 MB.
                 (status == StatusCode::OK
                     && names(&list["byCpu"]).first().map(String::as_str) == Some("flickburn")
-                    && names(&list["byMemory"]).first().map(String::as_str) == Some("flickhog"))
+                    && names(&list["byMemory"]).first().map(String::as_str) == Some("flickhog")
+                    && list["byMemory"][0]["residentBytes"]
+                        .as_u64()
+                        .is_some_and(|b| b >= 500 << 20))
                 .then_some(list)
             }
         },

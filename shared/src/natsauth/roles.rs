@@ -124,6 +124,12 @@ pub fn permissions(role: Role, subjects: &Subjects) -> Permissions {
             publish.extend(manage_stream(&stream(StreamKind::Logs)));
             // The newest process list of a server, for its page.
             publish.push(read_message(&stream(StreamKind::Processes)));
+            // A live subscription's `since`: an ephemeral ordered push consumer on the metrics
+            // stream, delivering to the gateway's inbox, with its flow control answered. No
+            // MSG.NEXT: the gateway cannot pull from the persister's or the alerter's consumer.
+            let metrics = stream(StreamKind::Metrics);
+            publish.push(format!("$JS.API.CONSUMER.CREATE.{metrics}"));
+            publish.push(format!("$JS.FC.{metrics}.>"));
             Permissions {
                 publish,
                 subscribe: vec![

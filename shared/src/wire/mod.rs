@@ -12,7 +12,7 @@ mod metric_sample;
 mod process_list;
 mod server_id;
 mod status;
-mod timestamp;
+pub mod timestamp;
 
 pub use alert_event::{AlertEvent, AlertSeverity, AlertState, TOP_PROCESSES_ON_ALERTS};
 pub use containers::{ContainerUsage, MAX_CONTAINER_TEXT, MAX_CONTAINERS};

@@ -293,6 +293,15 @@ async fn list_servers(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> ApiResult<ApiJson<Vec<Server>>> {
+    Ok(ApiJson(visible_servers(&state, &user).await?))
+}
+
+/// The servers `user` may see, by name: the list of `GET /servers` and of a live fleet
+/// subscription.
+pub async fn visible_servers(
+    state: &AppState,
+    user: &CurrentUser,
+) -> Result<Vec<Server>, sqlx::Error> {
     let rows: Vec<ServerRow> = sqlx::query_as(
         "SELECT id, name, hostname, owner_id, tags, created_at, updated_at, last_seen_at,
                 credentials IS NOT NULL AS has_credentials, origin
@@ -303,11 +312,10 @@ async fn list_servers(
     .fetch_all(&state.pool)
     .await?;
     let offline_after = state.settings.offline_after_secs;
-    Ok(ApiJson(
-        rows.into_iter()
-            .map(|row| server_of(row, offline_after))
-            .collect(),
-    ))
+    Ok(rows
+        .into_iter()
+        .map(|row| server_of(row, offline_after))
+        .collect())
 }
 
 /// Registers a server owned by the caller.

@@ -4,7 +4,7 @@
 //! 1008 policy violation (no or bad authentication, token expired), 1009 message too big,
 //! 1013 try again later (the client does not keep up), 1001 going away (shutdown).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +19,12 @@ use tracing::Instrument;
 use flick_shared::batch::until;
 use flick_shared::wire::ServerId;
 
-use super::protocol::{Code, Envelope, ack, error, revoked};
+use super::protocol::{
+    self, Code, FLEET_INTERVAL_MS, FleetSubscribe, Limits, MAX_INTERVAL_MS, Request, ServerChanges,
+    Subscribe, ack, error, pong, replayed, revoked,
+};
 use super::queue::{AlertScope, ClientQueue};
+use super::replay::{self, Replay, ReplayError, Sink};
 use crate::auth::tokens::Claims;
 use crate::auth::{CurrentUser, Role};
 use crate::limits::SocketSlot;
@@ -28,6 +32,20 @@ use crate::state::AppState;
 
 /// Why the gateway ends a connection.
 struct Close(u16, &'static str);
+
+/// What the serving loop must do after a client message.
+enum Step {
+    Close(Close),
+    /// Send a `since` replay (the loop holds the socket).
+    Replay(Option<Value>, Replay),
+}
+
+/// A fleet subscription's side in the connection: what it last announced.
+struct FleetView {
+    tags: Vec<String>,
+    /// Each visible server and a digest of what was announced of it (name, host, tags, owner).
+    announced: HashMap<ServerId, u64>,
+}
 
 struct Connection {
     id: u64,
@@ -40,6 +58,7 @@ struct Connection {
     expires_at: i64,
     limiter: DefaultDirectRateLimiter,
     last_heard: Instant,
+    fleet: Option<FleetView>,
 }
 
 fn limiter(per_second: u32) -> DefaultDirectRateLimiter {
@@ -69,6 +88,7 @@ pub async fn run(
         expires_at: 0,
         state,
         last_heard: Instant::now(),
+        fleet: None,
     };
     async move {
         let close = match authenticated {
@@ -153,6 +173,8 @@ impl Connection {
         ping.reset();
         let send_timeout = Duration::from_millis(settings.ws_send_timeout_ms);
         let mut next_metric: Option<Instant> = None;
+        // Reused between wake-ups: no allocation per batch of frames.
+        let mut frames: Vec<Utf8Bytes> = Vec::new();
         // Spread over the period so that thousands of connections do not query together.
         let recheck_every = Duration::from_secs(settings.ws_recheck_secs);
         let spread = recheck_every.mul_f64((self.id % 1000) as f64 / 1000.0);
@@ -173,8 +195,18 @@ impl Connection {
                 incoming = stream.next() => match incoming {
                     Some(Ok(Message::Text(text))) => {
                         self.last_heard = Instant::now();
-                        if let Some(close) = self.handle(text.as_str()).await {
-                            break Some(close);
+                        match self.handle(text.as_str()).await {
+                            None => {}
+                            Some(Step::Close(close)) => break Some(close),
+                            Some(Step::Replay(id, request)) => {
+                                // The ack first, then the stored samples, then live ones.
+                                if self.send_ready(&mut sink, &mut frames, send_timeout).await.is_err() {
+                                    break None;
+                                }
+                                if let Err(close) = self.replay(&mut sink, id, &request, send_timeout).await {
+                                    break close;
+                                }
+                            }
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
@@ -217,40 +249,81 @@ impl Connection {
             if self.queue.overflowed() {
                 break Some(Close(close_code::AGAIN, "too far behind"));
             }
-            let (frames, next) = self.queue.ready(Instant::now());
-            next_metric = next;
-            // Every frame of this wake-up into the write buffer, then one flush: one write to
-            // the socket for all of them (it writes earlier only when the buffer fills), not a
-            // write and a flush per frame. Each step has the send timeout, as one frame had.
-            if !frames.is_empty() {
-                let mut failed = false;
-                for frame in frames {
-                    match tokio::time::timeout(send_timeout, sink.feed(Message::Text(frame))).await
-                    {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => {
-                            failed = true;
-                            break;
-                        }
-                        Err(_) => return Some(Close(close_code::AGAIN, "too slow")),
-                    }
-                }
-                if !failed {
-                    match tokio::time::timeout(send_timeout, sink.flush()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => failed = true,
-                        Err(_) => return Some(Close(close_code::AGAIN, "too slow")),
-                    }
-                }
-                if failed {
-                    break None;
-                }
+            match self.send_ready(&mut sink, &mut frames, send_timeout).await {
+                Ok(next) => next_metric = next,
+                Err(close) => break close,
             }
         };
         if let Some(close) = &close {
             send_close(&mut sink, close).await;
         }
         close
+    }
+
+    /// Sends what the queue holds now: every frame into the write buffer, then one flush (one
+    /// write to the socket for all of them; it writes earlier only when the buffer fills), not a
+    /// write and a flush per frame. Each step has the send timeout, as one frame had. `Ok` says
+    /// when a held-back frame may go; `Err` ends the connection (`None`: the socket failed).
+    async fn send_ready(
+        &self,
+        sink: &mut Sink,
+        frames: &mut Vec<Utf8Bytes>,
+        send_timeout: Duration,
+    ) -> Result<Option<Instant>, Option<Close>> {
+        let next = self.queue.ready(Instant::now(), frames);
+        if frames.is_empty() {
+            return Ok(next);
+        }
+        for frame in frames.drain(..) {
+            match tokio::time::timeout(send_timeout, sink.feed(Message::Text(frame))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(None),
+                Err(_) => return Err(Some(Close(close_code::AGAIN, "too slow"))),
+            }
+        }
+        match tokio::time::timeout(send_timeout, sink.flush()).await {
+            Ok(Ok(())) => Ok(next),
+            Ok(Err(_)) => Err(None),
+            Err(_) => Err(Some(Close(close_code::AGAIN, "too slow"))),
+        }
+    }
+
+    /// Sends a `since` replay, then `server_metrics.replayed`, and lets the live frames flow.
+    /// When the stream cannot be read the client is told and the live frames flow all the same.
+    async fn replay(
+        &self,
+        sink: &mut Sink,
+        id: Option<Value>,
+        request: &Replay,
+        send_timeout: Duration,
+    ) -> Result<(), Option<Close>> {
+        let span = tracing::info_span!("replay", server = %request.server, since = %request.since);
+        let outcome = replay::send(&self.state, &self.queue, request, sink, send_timeout)
+            .instrument(span)
+            .await;
+        let frame = match outcome {
+            Ok(done) => {
+                self.queue.replayed(&request.server, done.until);
+                metrics::counter!("flick_gateway_ws_replayed_samples_total")
+                    .increment(done.samples);
+                replayed(request.server.as_str(), done.samples, done.until)
+            }
+            Err(ReplayError::Socket) => return Err(None),
+            Err(err) => {
+                tracing::warn!(server = %request.server, error = %err, "Cannot replay a subscription's since");
+                self.queue.replayed(&request.server, None);
+                error(
+                    id.as_ref(),
+                    Code::Internal,
+                    &format!("no replay: {err}; live samples follow"),
+                )
+            }
+        };
+        match tokio::time::timeout(send_timeout, sink.send(Message::Text(frame))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(None),
+            Err(_) => Err(Some(Close(close_code::AGAIN, "too slow"))),
+        }
     }
 
     /// Ends the subscriptions to servers the user may no longer see (deleted, or given to
@@ -260,6 +333,7 @@ impl Connection {
         let Some(user) = self.user else {
             return;
         };
+        self.recheck_fleet(&user).await;
         let watched = self.queue.watched();
         let alerts_limited = self.queue.alerts_limited();
         if watched.is_empty() && !alerts_limited {
@@ -305,8 +379,8 @@ impl Connection {
         Some(Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0)))
     }
 
-    /// Answers one client message; `Some` when the connection must end.
-    async fn handle(&mut self, text: &str) -> Option<Close> {
+    /// Answers one client message; `Some` when the connection must end or a replay follows.
+    async fn handle(&mut self, text: &str) -> Option<Step> {
         if self.limiter.check().is_err() {
             self.queue.push_control(error(
                 None,
@@ -315,20 +389,16 @@ impl Connection {
             ));
             return None;
         }
-        let envelope: Envelope = match serde_json::from_str(text) {
-            Ok(envelope) => envelope,
-            Err(err) => {
-                self.queue.push_control(error(
-                    None,
-                    Code::BadRequest,
-                    &format!("not a message: {err}"),
-                ));
+        let (id, request) = match protocol::parse(text) {
+            Ok(message) => message,
+            Err(refused) => {
+                self.queue.push_control(refused.frame());
                 return None;
             }
         };
-        let id = envelope.id.as_ref();
-        if envelope.kind == "auth" {
-            return self.handle_auth(id, &envelope.data).await;
+        let id = id.as_ref();
+        if let Request::Auth(auth) = &request {
+            return self.handle_auth(id, &auth.token).await.map(Step::Close);
         }
         let Some(user) = self.user else {
             self.queue.push_control(error(
@@ -338,22 +408,38 @@ impl Connection {
             ));
             return None;
         };
-        let answer = match envelope.kind.as_str() {
-            "server_metrics.subscribe" => self.subscribe(&user, id, &envelope.data).await,
-            "server_metrics.unsubscribe" => self.unsubscribe(id, &envelope.data),
-            "alerts.subscribe" => self.alerts(&user, id, true).await,
-            "alerts.unsubscribe" => self.alerts(&user, id, false).await,
-            "ping" => json!({ "type": "pong", "id": id }).to_string().into(),
-            other => error(id, Code::BadRequest, &format!("unknown type {other:?}")),
+        let answer = match request {
+            Request::Auth(_) => return None,
+            Request::Subscribe(subscribe) => match self.subscribe(&user, id, subscribe).await {
+                Ok((answer, replay)) => {
+                    self.queue.push_control(answer);
+                    return replay.map(|replay| Step::Replay(id.cloned(), replay));
+                }
+                Err(answer) => answer,
+            },
+            Request::Unsubscribe(server) => self.unsubscribe(id, &server.server_id),
+            Request::FleetSubscribe(fleet) => {
+                match self.watch_fleet(&user, id, fleet.unwrap_or_default()).await {
+                    Ok(()) => return None,
+                    Err(answer) => answer,
+                }
+            }
+            Request::FleetUnsubscribe(_) => {
+                self.fleet = None;
+                self.queue.unwatch_fleet();
+                self.state.hub.unwatch_fleet(self.id);
+                ack(id, "fleet.unsubscribe", json!({}))
+            }
+            Request::AlertsSubscribe(_) => self.alerts(&user, id, true).await,
+            Request::AlertsUnsubscribe(_) => self.alerts(&user, id, false).await,
+            Request::Ping(_) => pong(id),
         };
         self.queue.push_control(answer);
         None
     }
 
-    async fn handle_auth(&mut self, id: Option<&Value>, data: &Value) -> Option<Close> {
-        let claims = data["token"]
-            .as_str()
-            .and_then(|token| self.state.jwt.verify(token));
+    async fn handle_auth(&mut self, id: Option<&Value>, token: &str) -> Option<Close> {
+        let claims = self.state.jwt.verify(token);
         let checked = match claims {
             Some(claims) if self.user.is_none_or(|u| u.id == claims.sub) => {
                 let role = self
@@ -381,7 +467,12 @@ impl Connection {
                 self.queue.push_control(ack(
                     id,
                     "auth",
-                    json!({ "userId": claims.sub, "role": role.as_str(), "expiresAt": claims.exp }),
+                    json!({
+                        "userId": claims.sub,
+                        "role": role.as_str(),
+                        "expiresAt": claims.exp,
+                        "limits": Limits::of(&self.state.settings),
+                    }),
                 ));
                 None
             }
@@ -403,48 +494,53 @@ impl Connection {
         }
     }
 
+    /// Subscribes to a server's samples: the ack (or the refusal), and the replay to send when
+    /// the client asked for `since`.
     async fn subscribe(
         &mut self,
         user: &CurrentUser,
         id: Option<&Value>,
-        data: &Value,
-    ) -> Utf8Bytes {
-        let Some(server) = data["serverId"].as_str() else {
-            return error(id, Code::BadRequest, "data.serverId is required");
-        };
-        let interval = match &data["intervalMs"] {
-            Value::Null => Duration::ZERO,
-            value => match value.as_u64().filter(|ms| *ms <= 3_600_000) {
-                Some(ms) => Duration::from_millis(ms),
-                None => return error(id, Code::BadRequest, "data.intervalMs must be 0 to 3600000"),
-            },
+        request: Subscribe,
+    ) -> Result<(Utf8Bytes, Option<Replay>), Utf8Bytes> {
+        let server = request.server_id.as_str();
+        let interval = match request.interval_ms {
+            None => Duration::ZERO,
+            Some(ms) if ms <= MAX_INTERVAL_MS => Duration::from_millis(ms),
+            Some(_) => {
+                return Err(error(
+                    id,
+                    Code::BadRequest,
+                    "data.intervalMs must be 0 to 3600000",
+                ));
+            }
         };
         let Ok(server_id) = ServerId::parse(server) else {
-            return error(id, Code::NotFound, "server not found");
+            return Err(error(id, Code::NotFound, "server not found"));
         };
         if !self.queue.watching(&server_id)
             && self.queue.watch_count() >= self.state.settings.ws_max_subscriptions
         {
-            return error(
+            return Err(error(
                 id,
                 Code::Limit,
                 &format!(
                     "at most {} servers per connection",
                     self.state.settings.ws_max_subscriptions
                 ),
-            );
+            ));
         }
         match crate::api::visible_server(&self.state, user, server).await {
             Ok(_) => {}
             Err(crate::error::ApiError::NotFound(_)) => {
-                return error(id, Code::NotFound, "server not found");
+                return Err(error(id, Code::NotFound, "server not found"));
             }
             Err(err) => {
                 tracing::warn!(error = %err, "Cannot check a live subscription");
-                return error(id, Code::Internal, "internal error");
+                return Err(error(id, Code::Internal, "internal error"));
             }
         }
-        self.queue.watch(&server_id, interval);
+        self.queue
+            .watch(&server_id, interval, request.since.is_some());
         if let Err(err) = self
             .state
             .hub
@@ -453,19 +549,21 @@ impl Connection {
         {
             self.queue.unwatch(&server_id);
             tracing::warn!(error = %err, "Cannot subscribe on NATS");
-            return error(id, Code::Internal, "live data is unavailable");
+            return Err(error(id, Code::Internal, "live data is unavailable"));
         }
-        ack(
-            id,
-            "server_metrics.subscribe",
-            json!({ "serverId": server, "intervalMs": interval.as_millis() as u64 }),
-        )
+        let mut answer = json!({ "serverId": server, "intervalMs": interval.as_millis() as u64 });
+        if let Some(since) = request.since {
+            answer["since"] = json!(since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        }
+        let replay = request.since.map(|since| Replay {
+            server: server_id,
+            since,
+            interval,
+        });
+        Ok((ack(id, "server_metrics.subscribe", answer), replay))
     }
 
-    fn unsubscribe(&mut self, id: Option<&Value>, data: &Value) -> Utf8Bytes {
-        let Some(server) = data["serverId"].as_str() else {
-            return error(id, Code::BadRequest, "data.serverId is required");
-        };
+    fn unsubscribe(&mut self, id: Option<&Value>, server: &str) -> Utf8Bytes {
         match ServerId::parse(server) {
             Ok(server_id) if self.queue.unwatch(&server_id) => {
                 self.state.hub.unwatch(&server_id, self.id);
@@ -476,6 +574,87 @@ impl Connection {
                 )
             }
             _ => error(id, Code::NotFound, "not subscribed to this server"),
+        }
+    }
+
+    /// Starts (or changes) the fleet subscription: the ack, then the list of every server the
+    /// user may see (`fleet.servers`, `initial`), then their headlines.
+    async fn watch_fleet(
+        &mut self,
+        user: &CurrentUser,
+        id: Option<&Value>,
+        request: FleetSubscribe,
+    ) -> Result<(), Utf8Bytes> {
+        let interval_ms = request.interval_ms.unwrap_or(FLEET_INTERVAL_MS);
+        if interval_ms > MAX_INTERVAL_MS {
+            return Err(error(
+                id,
+                Code::BadRequest,
+                "data.intervalMs must be 0 to 3600000",
+            ));
+        }
+        let servers = match crate::api::servers::visible_servers(&self.state, user).await {
+            Ok(servers) => servers,
+            Err(err) => {
+                tracing::warn!(error = %err, "Cannot list a fleet subscriber's servers");
+                return Err(error(id, Code::Internal, "internal error"));
+            }
+        };
+        let mut view = FleetView {
+            tags: request.tags,
+            announced: HashMap::new(),
+        };
+        let changes = view.update(servers, true);
+        self.queue.watch_fleet(
+            Duration::from_millis(interval_ms),
+            view.announced.keys().cloned().collect(),
+        );
+        if let Err(err) = self
+            .state
+            .hub
+            .watch_fleet(self.id, self.queue.clone())
+            .await
+        {
+            self.queue.unwatch_fleet();
+            tracing::warn!(error = %err, "Cannot subscribe on NATS");
+            return Err(error(id, Code::Internal, "live data is unavailable"));
+        }
+        let answer = ack(
+            id,
+            "fleet.subscribe",
+            json!({ "intervalMs": interval_ms, "tags": view.tags }),
+        );
+        self.fleet = Some(view);
+        self.queue.push_control(answer);
+        for frame in changes {
+            self.queue.push_control(frame);
+        }
+        Ok(())
+    }
+
+    /// Re-reads the servers a fleet subscriber may see and announces what changed.
+    async fn recheck_fleet(&mut self, user: &CurrentUser) {
+        if self.fleet.is_none() {
+            return;
+        }
+        let servers = match crate::api::servers::visible_servers(&self.state, user).await {
+            Ok(servers) => servers,
+            Err(err) => {
+                tracing::warn!(error = %err, "Cannot re-check a fleet subscriber's servers");
+                return;
+            }
+        };
+        let Some(view) = &mut self.fleet else {
+            return;
+        };
+        let frames = view.update(servers, false);
+        if frames.is_empty() {
+            return;
+        }
+        self.queue
+            .set_fleet_visible(view.announced.keys().cloned().collect());
+        for frame in frames {
+            self.queue.push_control(frame);
         }
     }
 
@@ -510,7 +689,85 @@ impl Connection {
     }
 }
 
-/// Tells the client why the connection ends (at most a second's wait).
+/// Servers per `fleet.servers` frame, so that a large fleet's list stays well under the write
+/// buffer's bound.
+const SERVERS_PER_FRAME: usize = 500;
+
+impl FleetView {
+    /// Takes the servers the user may see now (those with every wanted tag) and gives the
+    /// `fleet.servers` frames that announce the difference: everything when `initial`.
+    fn update(
+        &mut self,
+        servers: Vec<crate::api::servers::Server>,
+        initial: bool,
+    ) -> Vec<Utf8Bytes> {
+        let mut changes = ServerChanges {
+            initial,
+            ..ServerChanges::default()
+        };
+        let mut now = HashMap::new();
+        for server in servers {
+            if !self.tags.iter().all(|tag| server.tags.contains(tag)) {
+                continue;
+            }
+            let Ok(id) = ServerId::parse(server.id.as_str()) else {
+                continue;
+            };
+            let digest = digest(&server);
+            match self.announced.get(&id) {
+                None => changes.added.push(json!(server)),
+                Some(before) if *before != digest => changes.changed.push(json!(server)),
+                Some(_) => {}
+            }
+            now.insert(id, digest);
+        }
+        changes.removed = self
+            .announced
+            .keys()
+            .filter(|id| !now.contains_key(*id))
+            .map(|id| id.as_str().to_owned())
+            .collect();
+        changes.removed.sort();
+        self.announced = now;
+        if changes.is_empty() {
+            return Vec::new();
+        }
+        let mut frames = Vec::new();
+        while changes.added.len() > SERVERS_PER_FRAME || changes.changed.len() > SERVERS_PER_FRAME {
+            let part = ServerChanges {
+                initial,
+                added: take_front(&mut changes.added),
+                changed: take_front(&mut changes.changed),
+                removed: Vec::new(),
+            };
+            frames.push(part.frame());
+        }
+        frames.push(changes.frame());
+        frames
+    }
+}
+
+fn take_front(items: &mut Vec<Value>) -> Vec<Value> {
+    let rest = items.split_off(items.len().min(SERVERS_PER_FRAME));
+    std::mem::replace(items, rest)
+}
+
+/// What a fleet subscriber is told again when it changes: not the status or the last-seen time,
+/// which the headlines show, and which change all the time.
+fn digest(server: &crate::api::servers::Server) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        &server.name,
+        &server.hostname,
+        &server.tags,
+        server.owner_id,
+        &server.origin,
+    )
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
 /// Whether a read failed on a message or frame over the configured size (tungstenite's
 /// capacity error, which axum wraps), the one failure that gets its own close code.
 fn too_big(err: axum::Error) -> bool {
@@ -519,10 +776,8 @@ fn too_big(err: axum::Error) -> bool {
         .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
-async fn send_close(
-    sink: &mut futures::stream::SplitSink<WebSocket, Message>,
-    Close(code, reason): &Close,
-) {
+/// Tells the client why the connection ends (at most a second's wait).
+async fn send_close(sink: &mut Sink, Close(code, reason): &Close) {
     tracing::debug!(code, reason, "Closing a live connection");
     let frame = CloseFrame {
         code: *code,

@@ -1,5 +1,6 @@
 //! The gateway's side of NATS for live clients: one subscription per watched server, shared by
-//! every client of this gateway watching it, and one subscription for all alerts.
+//! every client of this gateway watching it, one for every server's samples while a client
+//! holds a fleet subscription, and one subscription for all alerts.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +17,7 @@ use flick_shared::shutdown::CancellationToken;
 use flick_shared::subjects::StreamKind;
 use flick_shared::wire::{AlertEvent, MetricSample, ServerId, decode_on};
 
-use super::protocol::wrap;
+use super::protocol::{headline, wrap};
 use super::queue::ClientQueue;
 
 type Clients = Arc<RwLock<HashMap<u64, Arc<ClientQueue>>>>;
@@ -33,6 +34,8 @@ pub struct Hub {
     subjects: Subjects,
     deadletters: Arc<DeadLetters>,
     topics: Mutex<HashMap<ServerId, Topic>>,
+    /// Every server's samples, for the fleet subscribers.
+    fleet: Mutex<Option<Topic>>,
     /// Every connected, authenticated client (alerts are offered to each).
     connected: Clients,
     next_id: AtomicU64,
@@ -50,6 +53,7 @@ impl Hub {
             nats,
             subjects,
             topics: Mutex::new(HashMap::new()),
+            fleet: Mutex::new(None),
             connected: Arc::new(RwLock::new(HashMap::new())),
             next_id: AtomicU64::new(1),
         });
@@ -96,6 +100,7 @@ impl Hub {
 
     /// Forgets a connection and drops the subscriptions only it needed.
     pub fn disconnect(&self, id: u64, watched: &[ServerId]) {
+        self.unwatch_fleet(id);
         if self
             .connected
             .write()
@@ -130,15 +135,7 @@ impl Hub {
                 .insert(id, queue);
             return Ok(());
         }
-        let subscription = self.nats.subscribe(self.subjects.metrics(server)).await?;
-        // The client's ack must mean "samples flow from now on": the server must have
-        // registered the subscription before we answer. `flush` only empties our write buffer;
-        // a request the server itself answers (JetStream's account info, which every role may
-        // ask) comes back only after everything sent before it on this connection, the SUB
-        // included, was processed.
-        if let Err(err) = self.nats.request("$JS.API.INFO", bytes::Bytes::new()).await {
-            tracing::warn!(server = %server, error = %err, "Cannot confirm a new subscription");
-        }
+        let subscription = self.subscribe(self.subjects.metrics(server)).await?;
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(topic) = topics.get(server) {
             // Another client subscribed meanwhile: use its subscription, drop ours.
@@ -160,6 +157,81 @@ impl Hub {
         topics.insert(server.clone(), Topic { clients, task });
         metrics::gauge!("flick_gateway_ws_subscriptions").increment(1.0);
         Ok(())
+    }
+
+    /// Subscribes on NATS and waits until the server has registered it: the client's ack must
+    /// mean "samples flow from now on". `flush` only empties our write buffer; a request the
+    /// server itself answers (JetStream's account info, which every role may ask) comes back
+    /// only after everything sent before it on this connection, the SUB included, was processed.
+    async fn subscribe(
+        &self,
+        subject: String,
+    ) -> Result<async_nats::Subscriber, async_nats::SubscribeError> {
+        let subscription = self.nats.subscribe(subject.clone()).await?;
+        if let Err(err) = self.nats.request("$JS.API.INFO", bytes::Bytes::new()).await {
+            tracing::warn!(%subject, error = %err, "Cannot confirm a new subscription");
+        }
+        Ok(subscription)
+    }
+
+    /// Adds a fleet subscriber, subscribing to every server's samples if it is the first.
+    pub async fn watch_fleet(
+        &self,
+        id: u64,
+        queue: Arc<ClientQueue>,
+    ) -> Result<(), async_nats::SubscribeError> {
+        if let Some(topic) = &*self.fleet.lock().unwrap_or_else(|p| p.into_inner()) {
+            topic
+                .clients
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, queue);
+            return Ok(());
+        }
+        let subscription = self
+            .subscribe(self.subjects.all_servers(StreamKind::Metrics))
+            .await?;
+        let mut fleet = self.fleet.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(topic) = &*fleet {
+            topic
+                .clients
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, queue);
+            return Ok(());
+        }
+        let clients: Clients = Arc::new(RwLock::new(HashMap::from([(id, queue)])));
+        let task = tokio::spawn(relay_fleet(
+            subscription,
+            self.subjects.clone(),
+            clients.clone(),
+        ));
+        *fleet = Some(Topic { clients, task });
+        metrics::gauge!("flick_gateway_ws_subscriptions").increment(1.0);
+        Ok(())
+    }
+
+    /// Removes a fleet subscriber, unsubscribing if it was the last.
+    pub fn unwatch_fleet(&self, id: u64) {
+        let mut fleet = self.fleet.lock().unwrap_or_else(|p| p.into_inner());
+        let empty = fleet.as_ref().is_some_and(|topic| {
+            let mut clients = topic.clients.write().unwrap_or_else(|p| p.into_inner());
+            clients.remove(&id);
+            clients.is_empty()
+        });
+        if empty && let Some(topic) = fleet.take() {
+            topic.task.abort();
+            metrics::gauge!("flick_gateway_ws_subscriptions").decrement(1.0);
+        }
+    }
+
+    /// The NATS client (JetStream replays of `since` subscriptions).
+    pub fn nats(&self) -> &Client {
+        &self.nats
+    }
+
+    pub fn subjects(&self) -> &Subjects {
+        &self.subjects
     }
 
     /// Removes a client from a server's subscription, unsubscribing if it was the last.
@@ -235,10 +307,66 @@ async fn relay(
     clients: Clients,
     deadletters: Arc<DeadLetters>,
 ) {
+    let mut receivers = Vec::new();
     while let Some(message) = subscription.next().await {
-        if let Err(err) =
-            decode_on::<MetricSample>(&subjects, &message.subject, &message.payload, Utc::now())
-        {
+        let Some(sample) = sample_of(&message, &subjects, Some(&deadletters)).await else {
+            continue;
+        };
+        let Ok(payload) = std::str::from_utf8(&message.payload) else {
+            continue;
+        };
+        let frame = wrap("resource_metrics", payload);
+        receivers.extend(
+            clients
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .cloned(),
+        );
+        metrics::counter!("flick_gateway_ws_samples_total").increment(receivers.len() as u64);
+        for client in receivers.drain(..) {
+            client.push_metric(&server, frame.clone(), sample.timestamp);
+        }
+    }
+}
+
+/// Forwards every server's headline figures to the fleet subscribers that may see it. What it
+/// cannot read it skips without a dead letter: the persister (and a watched server's relay)
+/// report the same message, and one bad message should not be reported twice by this gateway.
+async fn relay_fleet(
+    mut subscription: async_nats::Subscriber,
+    subjects: Subjects,
+    clients: Clients,
+) {
+    let mut receivers = Vec::new();
+    while let Some(message) = subscription.next().await {
+        let Some(sample) = sample_of(&message, &subjects, None).await else {
+            continue;
+        };
+        let frame = headline(&sample);
+        receivers.extend(
+            clients
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .cloned(),
+        );
+        for client in receivers.drain(..) {
+            client.push_fleet(&sample.server_id, frame.clone());
+        }
+    }
+}
+
+/// The sample a message holds, or `None` (dead-lettered when `deadletters` is given).
+async fn sample_of(
+    message: &async_nats::Message,
+    subjects: &Subjects,
+    deadletters: Option<&DeadLetters>,
+) -> Option<MetricSample> {
+    match decode_on::<MetricSample>(subjects, &message.subject, &message.payload, Utc::now()) {
+        Ok(sample) => Some(sample),
+        Err(err) => {
+            let deadletters = deadletters?;
             deadletters
                 .forward(
                     &message.subject,
@@ -247,21 +375,7 @@ async fn relay(
                     &err.to_string(),
                 )
                 .await;
-            continue;
-        }
-        let Ok(payload) = std::str::from_utf8(&message.payload) else {
-            continue;
-        };
-        let frame = wrap("resource_metrics", payload);
-        let clients: Vec<Arc<ClientQueue>> = clients
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        metrics::counter!("flick_gateway_ws_samples_total").increment(clients.len() as u64);
-        for client in clients {
-            client.push_metric(&server, frame.clone());
+            None
         }
     }
 }

@@ -11,6 +11,7 @@ mod connection;
 pub mod hub;
 mod protocol;
 mod queue;
+mod replay;
 mod route;
 
 pub use hub::Hub;
