@@ -436,3 +436,63 @@ async fn each_service_role_is_held_to_its_own_subjects() {
         expect_no_violation(&client, &mut errors).await;
     }
 }
+
+#[tokio::test]
+async fn the_gateway_replays_samples_through_an_ordered_consumer_and_cannot_pull_from_others() {
+    use async_nats::jetstream::consumer::{DeliverPolicy, push};
+    use futures::StreamExt;
+
+    let (hub, subjects) = hub_with_streams().await;
+    let (collector, _) = role(&hub, Role::Collector).await;
+    let server = ServerId::parse("web-1").expect("id");
+    for n in 0..5 {
+        collector
+            .publish(subjects.metrics(&server), format!("{{\"n\":{n}}}").into())
+            .await
+            .expect("publish");
+    }
+    collector.flush().await.expect("flush");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // As the gateway's `since` replay reads the stream.
+    let (gateway, mut errors) = role(&hub, Role::Gateway).await;
+    let js = async_nats::jetstream::new(gateway.clone());
+    let stream = js
+        .get_stream_no_info(subjects.stream_name(StreamKind::Metrics))
+        .await
+        .expect("the stream");
+    let consumer = stream
+        .create_consumer(push::OrderedConfig {
+            deliver_subject: gateway.new_inbox(),
+            filter_subject: subjects.metrics(&server),
+            deliver_policy: DeliverPolicy::ByStartTime {
+                start_time: chrono::Utc::now() - chrono::Duration::minutes(1),
+            },
+            ..Default::default()
+        })
+        .await
+        .expect("the gateway may create an ordered consumer on the metrics stream");
+    let mut messages = consumer.messages().await.expect("messages");
+    for n in 0..5 {
+        let message = tokio::time::timeout(Duration::from_secs(5), messages.next())
+            .await
+            .expect("in time")
+            .expect("a message")
+            .expect("no error");
+        assert_eq!(message.payload, format!("{{\"n\":{n}}}").as_bytes());
+    }
+    expect_no_violation(&gateway, &mut errors).await;
+    let metrics = subjects.stream_name(StreamKind::Metrics);
+    publish_refused(
+        &gateway,
+        &mut errors,
+        format!("$JS.API.CONSUMER.MSG.NEXT.{metrics}.persister"),
+    )
+    .await;
+    publish_refused(
+        &gateway,
+        &mut errors,
+        format!("$JS.API.CONSUMER.DELETE.{metrics}.persister"),
+    )
+    .await;
+}
