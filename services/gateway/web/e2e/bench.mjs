@@ -9,13 +9,20 @@
 // `flick:update`, p50/p99/max), the time spent handling live frames, long tasks (> 50 ms), and
 // the JavaScript heap after a forced GC every minute, so growth shows.
 //
+// The fleet page streams on its one fleet subscription (no subscription per server); the server
+// page opens with the gateway's replay of its window.
+//
 //   npm run bench                 FLICK_BENCH_SECS (per phase, default 600), FLICK_BENCH_SERVERS (1000)
+//   npm run bench -- --release    the binaries of `cargo build --release --bins` (target/release),
+//                                 as BENCHMARKS.md measures; or any directory in FLICK_BIN_DIR
 
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { sleep, Stack, waitFor, webRoot } from './stack.mjs';
+import { sleep, Stack, targetDir, waitFor, webRoot } from './stack.mjs';
+
+if (process.argv.includes('--release')) process.env.FLICK_BIN_DIR ??= path.join(targetDir, 'release');
 
 const SECS = Number(process.env.FLICK_BENCH_SECS ?? 600);
 const SERVERS = Number(process.env.FLICK_BENCH_SERVERS ?? 1000);
@@ -189,8 +196,11 @@ try {
     1_000,
   );
   const status = await page.evaluate(() => window.flickDebug.live());
+  if (!status.fleet || status.servers !== 0) {
+    throw new Error(`the fleet page should stream on the fleet subscription alone: ${JSON.stringify(status)}`);
+  }
   console.log(
-    `fleet live after ${((Date.now() - t0) / 1000).toFixed(0)} s: ${status.servers} servers over ${status.sockets} sockets`,
+    `fleet live after ${((Date.now() - t0) / 1000).toFixed(0)} s on the fleet subscription (${status.sockets} socket${status.sockets === 1 ? '' : 's'})`,
   );
   // Sort by CPU (the order changes every second: the worst case for the table).
   await page.getByRole('button', { name: /^CPU/ }).click();
@@ -217,15 +227,22 @@ try {
   }
   await page.setViewportSize({ width: 1280, height: 2200 });
   await page.goto(`${stack.url}/servers/${target}?window=3600`);
-  await waitFor('a live sample on the server page', () => page.evaluate(() => window.flickDebug.serverCharts?.newest?.() != null), 30_000);
-  // One hour of per-second samples before the live ones, in every chart.
+  await waitFor(
+    'the replay of the window and a live sample on the server page',
+    () => page.evaluate(() => window.flickDebug.serverCharts?.replayed?.() && window.flickDebug.serverCharts.newest() != null),
+    30_000,
+  );
+  // One hour of per-second samples in every chart: the stream's replay holds the newest part
+  // (the metrics stream is bounded in bytes, so with a thousand servers only minutes of it);
+  // made-up samples before it fill the rest.
   const filled = await page.evaluate(() => {
     const charts = window.flickDebug.serverCharts;
     const template = charts.newest();
-    const end = Date.parse(template.timestamp) / 1000;
+    const newest = Date.parse(template.timestamp) / 1000;
+    const end = charts.streamedFrom() ?? newest;
     const walk = (v, step, lo, hi) => Math.min(hi, Math.max(lo, v + (Math.random() - 0.5) * step));
     let cpu = template.cpuUsage;
-    for (let t = end - 3_600; t < end; t++) {
+    for (let t = Math.ceil(newest - 3_600); t < end; t++) {
       cpu = walk(cpu, 6, 0, 100);
       charts.push({
         ...template,

@@ -87,8 +87,15 @@ try {
   page.on('request', (r) => {
     if (/token/i.test(r.url())) tokensInUrls.push(r.url());
   });
+  // Servers the fleet subscription announced (`fleet.servers` frames' `added`), by id.
+  const announced = new Set();
   page.on('websocket', (ws) => {
     if (/token/i.test(ws.url())) tokensInUrls.push(ws.url());
+    ws.on('framereceived', ({ payload }) => {
+      if (typeof payload !== 'string' || !payload.includes('"fleet.servers"')) return;
+      const frame = JSON.parse(payload);
+      if (frame.type === 'fleet.servers') for (const server of frame.data.added) announced.add(server.id);
+    });
   });
 
   await step('a visitor is sent to sign in, and registers (the first account is admin)', async () => {
@@ -248,6 +255,16 @@ try {
     await page.waitForURL(new RegExp(`/servers/${stack.localServerId}$`));
     serverUrl = page.url();
     await page.locator('[data-chart="cpu"]').waitFor();
+    // The charts open on the gateway's replay of the minutes before (`since`), not on live only.
+    const replay = await waitFor(
+      'the replay of the live window',
+      () => page.evaluate(() => {
+        const charts = window.flickDebug.serverCharts;
+        return charts?.replayed() ? { from: charts.streamedFrom(), now: Date.now() / 1000 } : null;
+      }),
+      15_000,
+    );
+    assert(replay.from !== null && replay.now - replay.from > 5, `the replay began ${replay.now - replay.from} s ago`);
     const before = await waitFor('a first point', async () => (await cpuPoints(page)) || null, 15_000);
     await waitFor('more points', async () => (await cpuPoints(page)) >= before + 3, 10_000);
     await page.locator('[data-chart="cores"] .chart-plot[data-points]').waitFor();
@@ -334,21 +351,30 @@ try {
     await page.locator('[data-chart="cpu"]').waitFor();
   });
 
-  await step('the dashboard survives a gateway restart and the live chart resumes without a reload', async () => {
+  await step('the dashboard survives a gateway restart and the live chart resumes without a reload, gap or repeat', async () => {
     await page.evaluate(() => {
       window.__noReload = true;
     });
     const state = page.locator('.connection');
     await page.locator('.connection[data-state="open"]').waitFor();
+    const gaps = () => page.evaluate(() => window.flickDebug.serverCharts.gaps());
+    const gapsBefore = await gaps();
     await stack.stopGateway();
     await page.locator('.connection[data-state="waiting"], .connection[data-state="connecting"]').first().waitFor({ timeout: 15_000 });
     const shown = (await state.textContent()) ?? '';
     assert(/Reconnecting|Connecting/.test(shown), `the state is shown: ${shown}`);
     const during = await cpuPoints(page);
+    // Down longer than a break in the line (5 s of silence): only a replay can close it.
+    const downSecs = 8;
+    await sleep(downSecs * 1_000);
     await stack.startGateway();
     await page.locator('.connection[data-state="open"]').waitFor({ timeout: 30_000 });
-    await waitFor('points after the restart', async () => (await cpuPoints(page)) >= during + 3, 20_000);
+    await waitFor('points after the restart', async () => (await cpuPoints(page)) >= during + downSecs + 3, 20_000);
     assert(await page.evaluate(() => window.__noReload === true), 'the page was reloaded');
+    // The resubscription replayed what the collector sent while the gateway was down: the CPU
+    // line has no new break (a row of nulls; older ones may have left the hour since).
+    const gapsAfter = await gaps();
+    assert(gapsAfter <= gapsBefore, `the restart left ${gapsAfter - gapsBefore} break(s) in the CPU line`);
   });
 
   await step('the server page screenshot (a hot simulated server, the last hour)', async () => {
@@ -382,8 +408,11 @@ try {
     await phone.close();
   });
 
-  await step('"Add server": its command installs and enrols a real collector, which appears and reports', async () => {
+  await step('"Add server": its command installs and enrols a real collector, which appears (no reload) and reports', async () => {
     await page.goto(`${stack.url}/`);
+    await page.evaluate(() => {
+      window.__noReload = true;
+    });
     await page.getByRole('button', { name: 'Add server' }).click();
     await page.fill('.add-server input[name=name]', 'enrolled-by-e2e');
     await page.fill('.add-server input[name=tags]', 'e2e, enrolled');
@@ -420,11 +449,15 @@ try {
     await joined.waitFor({ timeout: 30_000 });
     const id = await joined.getAttribute('data-joined');
     assert(id && id !== stack.localServerId, `a server of its own: ${id}`);
-    await page.getByRole('button', { name: 'Close' }).click();
+    // The fleet page was open all along: its subscription announces the host, and the table
+    // shows it without a reload (the page no longer re-reads the server list).
     const row = page.locator(`.frow[data-server="${id}"]`);
     await row.waitFor({ timeout: 20_000 });
+    assert(announced.has(id), `no fleet.servers frame announced ${id}`);
+    await page.getByRole('button', { name: 'Close' }).click();
     await row.locator('.status-online').waitFor({ timeout: 15_000 });
     assert((await row.textContent())?.includes('enrolled-by-e2e'), 'the enrolled server carries the name given');
+    assert(await page.evaluate(() => window.__noReload === true), 'the page was reloaded');
   });
 
   await step('the access token is renewed before it expires, and the live socket stays open', async () => {

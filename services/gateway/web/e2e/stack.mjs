@@ -1,9 +1,9 @@
 // Starts the real FLick stack for the browser tests as it is deployed: `flick init` generates a
 // hub (NATS operator, identities, TLS, secrets, flick.toml) into a temporary directory, a private
 // `nats-server` runs its configuration (operator mode, TLS), and the collector, persister,
-// alerter and gateway binaries (target/debug, built with `cargo build --bins`), each its own
-// process, read the generated flick.toml, on the machine's PostgreSQL with a fresh database and
-// free ports. The gateway serves web/dist. Everything it starts is stopped, and the database and
+// alerter and gateway binaries (target/debug, built with `cargo build --bins`, or those in
+// FLICK_BIN_DIR), each its own process, read the generated flick.toml, on the machine's
+// PostgreSQL with a fresh database and free ports. The gateway serves web/dist. Everything it starts is stopped, and the database and
 // the hub directory removed, by `stop()`.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -22,11 +22,16 @@ export const outDir = path.join(webRoot, 'e2e', 'out');
 const NATS_SERVER = process.env.NATS_SERVER_BIN ?? 'nats-server';
 const PG_BASE = process.env.FLICK_E2E_PG ?? 'postgres://postgres@127.0.0.1:5432';
 
+/** Cargo's output directory: `<dir>/debug` and `<dir>/release` hold the binaries. */
+export const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(repoRoot, 'target');
+
+/** The binaries of FLICK_BIN_DIR, or else of `cargo build --bins` (target/debug). */
 export function binary(name) {
-  const dir = process.env.FLICK_BIN_DIR ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(repoRoot, 'target'), 'debug');
+  const dir = process.env.FLICK_BIN_DIR ?? path.join(targetDir, 'debug');
   const file = path.join(dir, name);
   if (!existsSync(file)) {
-    throw new Error(`${file} is missing: run \`cargo build --bins\` at the repository root first`);
+    const build = path.basename(dir) === 'release' ? 'cargo build --release --bins' : 'cargo build --bins';
+    throw new Error(`${file} is missing: run \`${build}\` at the repository root first`);
   }
   return file;
 }

@@ -1,20 +1,53 @@
 // Live data over `WS /api/v1/ws`: first-message authentication (never a token in the URL),
 // subscriptions spread over as many sockets as the gateway's per-connection limit needs, a
-// client-side budget that stays under its message rate limit, an application ping that notices a
-// dead socket, and reconnection with capped, jittered exponential backoff that resubscribes.
+// client-side budget that stays under its message rate limit (both read from the `auth` ack), an
+// application ping that notices a dead socket, and reconnection with capped, jittered exponential
+// backoff that resubscribes: servers from the newest sample their owners hold (`since`, replayed
+// by the gateway), the fleet with a fresh listing.
 
 import { accessToken, onSession, refresh, session } from './auth';
 import { timed } from './lib/frame';
-import type { AlertEvent, MetricSample } from './types';
+import type { AlertEvent, FleetMetrics, FleetServers, MetricSample, Replayed } from './types';
 
-/** Servers per socket: under the gateway's default `ws_max_subscriptions` (200). */
-export const PER_SOCKET = 190;
-/** Client messages: a burst of 30, then 15 a second (the gateway allows 40, then 20). */
-const BURST = 30;
-const PER_SECOND = 15;
 const PING_EVERY_MS = 20_000;
 const PONG_WITHIN_MS = 10_000;
 const ANSWER_WITHIN_MS = 10_000;
+
+/** What the client allows itself on a socket: a margin under the gateway's limits. */
+export interface Budget {
+  /** Servers per socket. */
+  perSocket: number;
+  /** Client messages: a burst, then this many a second. */
+  burst: number;
+  perSecond: number;
+}
+
+/**
+ * Before the first `auth` ack names the limits (or when it names none): under the gateway's
+ * defaults, 200 subscriptions per connection and 20 messages a second with a burst of 40.
+ */
+export const DEFAULT_BUDGET: Readonly<Budget> = { perSocket: 190, burst: 30, perSecond: 15 };
+
+const positive = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v > 0;
+
+/**
+ * The budget under the limits of an `auth` ack: 10 subscriptions fewer (a quarter fewer when the
+ * limit is small) and 75 % of the message rate and burst. The gateway counts on its own clock, so
+ * messages that leave here evenly may reach it bunched; and a request retried after a lost answer
+ * is a message this client did not plan for. A limit missing or not a positive number keeps the
+ * default.
+ */
+export function budgetOf(limits: unknown): Budget {
+  const l = (limits ?? {}) as Record<string, unknown>;
+  const subs = l['subscriptions'];
+  const perSecond = l['messagesPerSecond'];
+  const burst = l['messageBurst'];
+  return {
+    perSocket: positive(subs) ? Math.max(1, Math.floor(subs - Math.min(10, subs / 4))) : DEFAULT_BUDGET.perSocket,
+    perSecond: positive(perSecond) ? perSecond * 0.75 : DEFAULT_BUDGET.perSecond,
+    burst: positive(burst) ? Math.max(1, Math.floor(burst * 0.75)) : DEFAULT_BUDGET.burst,
+  };
+}
 
 export type SocketState = 'idle' | 'connecting' | 'open' | 'waiting' | 'offline';
 
@@ -25,7 +58,10 @@ export interface LiveStatus {
   /** Why the last socket closed, in words. */
   reason?: string;
   sockets: number;
+  /** Servers subscribed one by one. */
   servers: number;
+  /** Whether the fleet subscription is on. */
+  fleet: boolean;
 }
 
 /** Delay before reconnection attempt `n` (0-based): 0.5 s doubling to 15 s, 50–100 % of it. */
@@ -34,6 +70,33 @@ export function backoffMs(attempt: number, random = Math.random()): number {
   return Math.round(base * (0.5 + random / 2));
 }
 
+/** How one owner watches a server. */
+export interface WatchOptions {
+  /** At most one sample per interval (0: every sample); the smallest of the owners' wins. */
+  intervalMs?: number;
+  /**
+   * Where the stream starts, as an RFC 3339 time: the gateway first replays the stored samples
+   * after it, then goes on live. Asked at every (re)subscription, so an owner that answers with
+   * the newest sample it holds resumes after a reconnection with no gap and no duplicate. The
+   * earliest of the owners' wins; an owner joining a subscription already running gets no replay.
+   */
+  since?: () => string | null | undefined;
+}
+
+export interface FleetOptions {
+  /** At most one `fleet.metrics` frame per interval. */
+  intervalMs: number;
+  /** Only servers carrying every one of these tags. */
+  tags?: readonly string[];
+}
+
+/** What the fleet subscription delivers. */
+export type FleetEvent =
+  /** The gateway acknowledged a (re)subscription: the listing of every server follows. */
+  | { type: 'subscribed' }
+  | { type: 'servers'; data: FleetServers }
+  | { type: 'metrics'; data: FleetMetrics };
+
 interface Outgoing {
   type: string;
   data?: unknown;
@@ -41,14 +104,27 @@ interface Outgoing {
 }
 
 interface Pending {
-  kind: 'subscribe' | 'unsubscribe' | 'alerts' | 'auth';
+  kind: 'subscribe' | 'unsubscribe' | 'alerts' | 'fleet' | 'auth';
   serverId?: string;
   sentAt: number;
 }
 
-type SampleListener = (sample: MetricSample) => void;
-type AlertListener = (event: AlertEvent) => void;
-type GoneListener = (serverId: string) => void;
+/** The listeners of one kind of event. */
+class Listeners<T> {
+  private readonly set = new Set<(value: T) => void>();
+
+  add(listener: (value: T) => void): () => void {
+    this.set.add(listener);
+    return () => void this.set.delete(listener);
+  }
+
+  emit(value: T): void {
+    for (const l of this.set) l(value);
+  }
+}
+
+const sameFleet = (a: FleetOptions | null, b: FleetOptions | null): boolean =>
+  a === b || (!!a && !!b && a.intervalMs === b.intervalMs && (a.tags ?? []).join('\u0000') === (b.tags ?? []).join('\u0000'));
 
 class Socket {
   ws: WebSocket | null = null;
@@ -61,9 +137,12 @@ class Socket {
   /** Servers the gateway acknowledged on the current connection. */
   readonly confirmed = new Set<string>();
   alerts = false;
+  fleet: FleetOptions | null = null;
+  /** This connection's budget: the pool's until its own `auth` ack names the limits. */
+  budget: Budget;
   private queue: Outgoing[] = [];
   private readonly pending = new Map<number, Pending>();
-  private tokens = BURST;
+  private tokens: number;
   private refilledAt = performance.now();
   private pumpTimer: ReturnType<typeof setTimeout> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -74,7 +153,15 @@ class Socket {
   constructor(
     private readonly pool: LivePool,
     readonly index: number,
-  ) {}
+  ) {
+    this.budget = pool.budget;
+    this.tokens = this.budget.burst;
+  }
+
+  /** Whether anything is wanted of this socket. */
+  carries(): boolean {
+    return this.servers.size > 0 || this.alerts || this.fleet !== null;
+  }
 
   connect(): void {
     clearTimeout(this.retryTimer);
@@ -109,7 +196,7 @@ class Socket {
     this.queue = [];
     this.pending.clear();
     this.confirmed.clear();
-    this.tokens = BURST;
+    this.tokens = this.budget.burst;
     this.send({ type: 'auth', data: { token } }, { kind: 'auth', sentAt: Date.now() }, true);
     clearInterval(this.pingTimer);
     this.pingTimer = setInterval(() => this.heartbeat(ws), PING_EVERY_MS / 2);
@@ -123,14 +210,20 @@ class Socket {
       return;
     }
     if (silent > PING_EVERY_MS / 2) this.enqueue({ type: 'ping' });
-    // Requests the gateway never answered (a message lost to its rate limit): ask again.
+    // Requests the gateway never answered: ask again.
     const now = Date.now();
     for (const [id, p] of this.pending) {
       if (now - p.sentAt < ANSWER_WITHIN_MS) continue;
       this.pending.delete(id);
-      if (p.kind === 'subscribe' && p.serverId && this.servers.has(p.serverId)) this.subscribe(p.serverId);
-      if (p.kind === 'alerts' && this.alerts) this.enqueue({ type: 'alerts.subscribe' }, 'alerts');
+      this.resend(p);
     }
+  }
+
+  /** Asks again for what a lost or refused request was for, if it is still wanted. */
+  private resend(p: Pending): void {
+    if (p.kind === 'subscribe' && p.serverId && this.servers.has(p.serverId)) this.subscribe(p.serverId);
+    else if (p.kind === 'alerts' && this.alerts) this.enqueue({ type: 'alerts.subscribe' }, 'alerts');
+    else if (p.kind === 'fleet' && this.fleet) this.subscribeFleet();
   }
 
   private onMessage(ws: WebSocket, event: MessageEvent): void {
@@ -144,10 +237,19 @@ class Socket {
     }
     switch (frame.type) {
       case 'resource_metrics':
-        this.pool.emitSample(frame.data as unknown as MetricSample);
+        this.pool.sampleEvents.emit(frame.data as unknown as MetricSample);
+        return;
+      case 'fleet.metrics':
+        this.pool.fleetEvents.emit({ type: 'metrics', data: frame.data as unknown as FleetMetrics });
+        return;
+      case 'fleet.servers':
+        this.pool.fleetEvents.emit({ type: 'servers', data: frame.data as unknown as FleetServers });
+        return;
+      case 'server_metrics.replayed':
+        this.pool.replayEvents.emit(frame.data as unknown as Replayed);
         return;
       case 'alert':
-        this.pool.emitAlert(frame.data as unknown as AlertEvent);
+        this.pool.alertEvents.emit(frame.data as unknown as AlertEvent);
         return;
       case 'ack':
         this.onAck(frame.id ?? null, frame.data ?? {});
@@ -164,19 +266,26 @@ class Socket {
     const p = id === null ? undefined : this.pending.get(id);
     if (id !== null) this.pending.delete(id);
     if (data['type'] === 'auth') {
+      this.budget = budgetOf(data['limits']);
+      this.tokens = Math.min(this.tokens, this.budget.burst);
       const first = !this.authed;
       this.authed = true;
+      // Before this socket subscribes anything: servers over its limit go to other sockets.
+      this.pool.adopt(this.budget);
       if (first) {
         this.state = 'open';
         this.attempt = 0;
         this.reason = '';
         if (this.alerts) this.enqueue({ type: 'alerts.subscribe' }, 'alerts');
+        if (this.fleet) this.subscribeFleet();
         for (const serverId of this.servers.keys()) this.subscribe(serverId);
         this.pool.changed();
         this.pool.reconnected(this);
       }
     } else if (data['type'] === 'server_metrics.subscribe' && p?.serverId) {
       this.confirmed.add(p.serverId);
+    } else if (data['type'] === 'fleet.subscribe' && this.fleet) {
+      this.pool.fleetEvents.emit({ type: 'subscribed' });
     }
   }
 
@@ -184,7 +293,8 @@ class Socket {
     const p = id === null ? undefined : this.pending.get(id);
     if (id !== null) this.pending.delete(id);
     const code = data['code'];
-    if (code === 'not_found' && (p?.serverId || typeof data['serverId'] === 'string')) {
+    // A subscription refused, or one ended by the gateway (no id): not an unsubscription's answer.
+    if (code === 'not_found' && (p?.kind === 'subscribe' || (id === null && typeof data['serverId'] === 'string'))) {
       const serverId = p?.serverId ?? (data['serverId'] as string);
       this.servers.delete(serverId);
       this.confirmed.delete(serverId);
@@ -192,8 +302,9 @@ class Socket {
     } else if (code === 'limit_exceeded' && p?.serverId) {
       this.pool.overflow(this, p.serverId);
     } else if (code === 'rate_limited') {
-      // The budget was too generous (another message source?): pause briefly.
-      this.tokens = -PER_SECOND;
+      // The budget was too generous (another message source?): pause a second, then ask again.
+      this.tokens = -this.budget.perSecond;
+      if (p) this.resend(p);
     } else if (code === 'unauthorized' && p?.kind === 'auth') {
       void refresh().then((ok) => ok && this.reauth());
     }
@@ -214,7 +325,7 @@ class Socket {
       return;
     }
     this.reason = closeReason(code, reason);
-    if (this.servers.size === 0 && !this.alerts) {
+    if (!this.carries()) {
       this.state = 'idle';
       this.pool.changed();
       return;
@@ -267,6 +378,7 @@ class Socket {
     this.queue = [];
     this.authed = false;
     this.alerts = false;
+    this.fleet = null;
     if (ws) {
       try {
         ws.close(1000, 'closed by the page');
@@ -292,7 +404,7 @@ class Socket {
   unwatchServer(serverId: string): void {
     if (!this.servers.delete(serverId)) return;
     this.confirmed.delete(serverId);
-    this.queue = this.queue.filter((m) => !(m.type === 'server_metrics.subscribe' && (m.data as { serverId: string }).serverId === serverId));
+    this.dropQueued('server_metrics.subscribe', serverId);
     if (this.authed && this.confirmed.size + this.queue.length > 0) this.enqueue({ type: 'server_metrics.unsubscribe', data: { serverId } }, 'unsubscribe', serverId);
   }
 
@@ -303,11 +415,42 @@ class Socket {
     else if (this.authed) this.enqueue({ type: on ? 'alerts.subscribe' : 'alerts.unsubscribe' }, 'alerts');
   }
 
+  /** Subscribes the fleet with these options (again, when they change), or unsubscribes (null). */
+  watchFleet(options: FleetOptions | null): void {
+    if (sameFleet(this.fleet, options)) return;
+    const before = this.fleet;
+    this.fleet = options;
+    if (options && !this.ws && this.state === 'idle') this.connect();
+    else if (this.authed && options) this.subscribeFleet();
+    else if (this.authed && before) {
+      this.dropQueued('fleet.subscribe');
+      this.enqueue({ type: 'fleet.unsubscribe' }, 'unsubscribe');
+    }
+  }
+
+  private subscribeFleet(): void {
+    const { intervalMs, tags } = this.fleet!;
+    this.dropQueued('fleet.subscribe');
+    this.enqueue({ type: 'fleet.subscribe', data: tags && tags.length > 0 ? { intervalMs, tags } : { intervalMs } }, 'fleet');
+  }
+
   private subscribe(serverId: string): void {
     const intervalMs = this.servers.get(serverId) ?? 0;
-    // A later subscribe for the same server replaces one still waiting in the queue.
-    this.queue = this.queue.filter((m) => !(m.type === 'server_metrics.subscribe' && (m.data as { serverId: string }).serverId === serverId));
-    this.enqueue({ type: 'server_metrics.subscribe', data: intervalMs > 0 ? { serverId, intervalMs } : { serverId } }, 'subscribe', serverId);
+    const since = this.pool.sinceFor(serverId);
+    this.dropQueued('server_metrics.subscribe', serverId);
+    this.enqueue(
+      {
+        type: 'server_metrics.subscribe',
+        data: { serverId, ...(intervalMs > 0 ? { intervalMs } : {}), ...(since ? { since } : {}) },
+      },
+      'subscribe',
+      serverId,
+    );
+  }
+
+  /** A later request of the same kind replaces one still waiting in the queue. */
+  private dropQueued(type: string, serverId?: string): void {
+    this.queue = this.queue.filter((m) => m.type !== type || (serverId !== undefined && (m.data as { serverId?: string }).serverId !== serverId));
   }
 
   private enqueue(message: Outgoing, kind?: Pending['kind'], serverId?: string): void {
@@ -333,8 +476,9 @@ class Socket {
     clearTimeout(this.pumpTimer);
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN || !this.authed) return;
+    const { burst, perSecond } = this.budget;
     const now = performance.now();
-    this.tokens = Math.min(BURST, this.tokens + ((now - this.refilledAt) / 1000) * PER_SECOND);
+    this.tokens = Math.min(burst, this.tokens + ((now - this.refilledAt) / 1000) * perSecond);
     this.refilledAt = now;
     while (this.queue.length > 0 && this.tokens >= 1) {
       const message = this.queue.shift()!;
@@ -346,7 +490,7 @@ class Socket {
       ws.send(JSON.stringify(message));
     }
     if (this.queue.length > 0) {
-      const wait = ((1 - this.tokens) / PER_SECOND) * 1000;
+      const wait = ((1 - this.tokens) / perSecond) * 1000;
       this.pumpTimer = setTimeout(() => this.pump(), Math.max(20, wait));
     }
   }
@@ -371,15 +515,21 @@ function closeReason(code: number, reason: string): string {
 /** Every live socket of the page, and who listens to what. */
 export class LivePool {
   private sockets: Socket[] = [];
-  private readonly owners = new Map<string, Map<symbol, number>>();
+  private readonly owners = new Map<string, Map<symbol, WatchOptions>>();
   private readonly assigned = new Map<string, Socket>();
   private readonly dirty = new Set<string>();
-  private readonly sampleListeners = new Set<SampleListener>();
-  private readonly alertListeners = new Set<AlertListener>();
-  private readonly goneListeners = new Set<GoneListener>();
-  private readonly statusListeners = new Set<(s: LiveStatus) => void>();
-  private readonly reconnectListeners = new Set<() => void>();
-  private alertOwners = 0;
+  /** What the newest `auth` ack allows (the default before one). */
+  budget: Budget = { ...DEFAULT_BUDGET };
+  // What the sockets hear, for the page (`on…` below).
+  readonly sampleEvents = new Listeners<MetricSample>();
+  readonly replayEvents = new Listeners<Replayed>();
+  readonly fleetEvents = new Listeners<FleetEvent>();
+  readonly alertEvents = new Listeners<AlertEvent>();
+  private readonly gone = new Listeners<string>();
+  private readonly statuses = new Listeners<LiveStatus>();
+  private readonly reconnects = new Listeners<void>();
+  /** Owners of what the primary socket carries for the whole page. */
+  private readonly held = { alerts: 0, fleet: 0 };
   private counter = 0;
   private notifyQueued = false;
   private flushQueued = false;
@@ -406,18 +556,17 @@ export class LivePool {
 
   /**
    * Watches a server's samples until the returned function is called. Several owners may watch
-   * one server; the smallest interval wins. Changes are applied together at the end of the task,
-   * so a page that stops watching a thousand servers closes sockets instead of sending a
-   * thousand unsubscribes.
+   * one server. Changes are applied together at the end of the task, so a page that stops
+   * watching many servers closes sockets instead of sending as many unsubscribes.
    */
-  watch(serverId: string, intervalMs = 0): () => void {
+  watch(serverId: string, options: WatchOptions = {}): () => void {
     const key = Symbol(serverId);
     let owners = this.owners.get(serverId);
     if (!owners) {
       owners = new Map();
       this.owners.set(serverId, owners);
     }
-    owners.set(key, intervalMs);
+    owners.set(key, options);
     this.touch(serverId);
     let done = false;
     return () => {
@@ -431,24 +580,52 @@ export class LivePool {
     };
   }
 
-  /** Watches many servers (the fleet), in the order given: the first ones come live first. */
-  watchMany(serverIds: readonly string[], intervalMs: number): () => void {
-    const stops = serverIds.map((id) => this.watch(id, intervalMs));
-    return () => stops.forEach((stop) => stop());
+  /** Where a (re)subscription of the server starts: the earliest `since` of its owners. */
+  sinceFor(serverId: string): string | undefined {
+    let earliest: string | undefined;
+    let earliestMs = Infinity;
+    for (const o of this.owners.get(serverId)?.values() ?? []) {
+      const since = o.since?.();
+      const ms = since ? Date.parse(since) : NaN;
+      if (since && ms < earliestMs) {
+        earliest = since;
+        earliestMs = ms;
+      }
+    }
+    return earliest;
   }
 
+  private intervalFor(serverId: string): number {
+    const owners = this.owners.get(serverId);
+    return owners ? Math.min(...[...owners.values()].map((o) => o.intervalMs ?? 0)) : 0;
+  }
+
+  /** The alert stream, on while anyone holds it. */
   watchAlerts(): () => void {
-    this.alertOwners += 1;
-    if (this.alertOwners === 1) this.primary().watchAlerts(true);
+    return this.hold('alerts', (socket, on) => socket.watchAlerts(on));
+  }
+
+  /**
+   * The fleet subscription (one, on the primary socket, whatever the number of servers), on while
+   * anyone holds it: `onFleet` hears its frames.
+   */
+  watchFleet(options: FleetOptions): () => void {
+    return this.hold('fleet', (socket, on) => socket.watchFleet(on ? options : null));
+  }
+
+  private hold(what: 'alerts' | 'fleet', set: (socket: Socket, on: boolean) => void): () => void {
+    this.held[what] += 1;
+    set(this.primary(), true);
+    this.changed();
     let done = false;
     return () => {
       if (done) return;
       done = true;
-      this.alertOwners -= 1;
-      if (this.alertOwners === 0) {
-        this.sockets[0]?.watchAlerts(false);
-        this.scheduleFlush();
-      }
+      this.held[what] -= 1;
+      if (this.held[what] > 0) return;
+      const socket = this.sockets[0];
+      if (socket) set(socket, false);
+      this.scheduleFlush();
     };
   }
 
@@ -490,31 +667,51 @@ export class LivePool {
       leaving.set(socket, list);
     }
     for (const [socket, ids] of leaving) {
-      if (ids.length >= socket.servers.size && !socket.alerts) {
+      if (ids.length >= socket.servers.size && !socket.alerts && !socket.fleet) {
         socket.close();
       } else {
         for (const id of ids) socket.unwatchServer(id);
       }
     }
-    this.sockets = this.sockets.filter((s) => s.servers.size > 0 || s.alerts || s === this.sockets[0]);
-    if (this.sockets.length === 1 && this.sockets[0]!.servers.size === 0 && !this.sockets[0]!.alerts) {
-      this.sockets[0]!.close();
-    }
+    this.sockets = this.sockets.filter((s) => s.carries() || s === this.sockets[0]);
+    if (this.sockets.length === 1 && !this.sockets[0]!.carries()) this.sockets[0]!.close();
     for (const serverId of added) {
-      const intervalMs = Math.min(...this.owners.get(serverId)!.values());
       const socket = this.assigned.get(serverId) ?? this.socketWithRoom();
       this.assigned.set(serverId, socket);
-      socket.watchServer(serverId, intervalMs);
+      socket.watchServer(serverId, this.intervalFor(serverId));
     }
     this.changed();
   }
 
   private socketWithRoom(): Socket {
-    const socket = this.sockets.find((s) => s.servers.size < PER_SOCKET);
+    const socket = this.sockets.find((s) => s.servers.size < this.budget.perSocket);
     if (socket) return socket;
     const added = new Socket(this, this.sockets.length);
     this.sockets.push(added);
     return added;
+  }
+
+  /**
+   * A socket's `auth` ack named its limits: from now on sockets get at most `budget.perSocket`
+   * servers, and those over it on any socket (given out under the default) move to others, the
+   * last given first.
+   */
+  adopt(budget: Budget): void {
+    const before = this.budget.perSocket;
+    this.budget = budget;
+    if (budget.perSocket >= before) return;
+    const moving: string[] = [];
+    for (const socket of this.sockets) {
+      const excess = [...socket.servers.keys()].slice(budget.perSocket);
+      for (const serverId of excess) socket.unwatchServer(serverId);
+      moving.push(...excess);
+    }
+    for (const serverId of moving) {
+      const socket = this.socketWithRoom();
+      this.assigned.set(serverId, socket);
+      socket.watchServer(serverId, this.intervalFor(serverId));
+    }
+    if (moving.length > 0) this.changed();
   }
 
   /** The gateway refused one more server on `socket`: move it to another. */
@@ -523,50 +720,48 @@ export class LivePool {
     const added = new Socket(this, this.sockets.length);
     this.sockets.push(added);
     this.assigned.set(serverId, added);
-    const owners = this.owners.get(serverId);
-    added.watchServer(serverId, owners ? Math.min(...owners.values()) : 0);
+    added.watchServer(serverId, this.intervalFor(serverId));
   }
 
-  onSample(listener: SampleListener): () => void {
-    this.sampleListeners.add(listener);
-    return () => this.sampleListeners.delete(listener);
+  /** Samples of the servers watched, replayed ones included, in the order they arrive. */
+  onSample(listener: (sample: MetricSample) => void): () => void {
+    return this.sampleEvents.add(listener);
   }
 
-  onAlert(listener: AlertListener): () => void {
-    this.alertListeners.add(listener);
-    return () => this.alertListeners.delete(listener);
+  /** A `since` replay ended: live samples of that server follow. */
+  onReplayed(listener: (replayed: Replayed) => void): () => void {
+    return this.replayEvents.add(listener);
+  }
+
+  /** The fleet subscription's acknowledgements and frames. */
+  onFleet(listener: (event: FleetEvent) => void): () => void {
+    return this.fleetEvents.add(listener);
+  }
+
+  onAlert(listener: (event: AlertEvent) => void): () => void {
+    return this.alertEvents.add(listener);
   }
 
   /** A server was refused or stopped being visible (deleted, given to another user). */
-  onGone(listener: GoneListener): () => void {
-    this.goneListeners.add(listener);
-    return () => this.goneListeners.delete(listener);
+  onGone(listener: (serverId: string) => void): () => void {
+    return this.gone.add(listener);
   }
 
   /** Sockets came back after a disconnection: refetch what the stream could not deliver. */
   onReconnect(listener: () => void): () => void {
-    this.reconnectListeners.add(listener);
-    return () => this.reconnectListeners.delete(listener);
+    return this.reconnects.add(listener);
   }
 
   onStatus(listener: (s: LiveStatus) => void): () => void {
-    this.statusListeners.add(listener);
+    const stop = this.statuses.add(listener);
     listener(this.status());
-    return () => this.statusListeners.delete(listener);
-  }
-
-  emitSample(sample: MetricSample): void {
-    for (const l of this.sampleListeners) l(sample);
-  }
-
-  emitAlert(event: AlertEvent): void {
-    for (const l of this.alertListeners) l(event);
+    return stop;
   }
 
   emitGone(serverId: string): void {
     this.owners.delete(serverId);
     this.assigned.delete(serverId);
-    for (const l of this.goneListeners) l(serverId);
+    this.gone.emit(serverId);
   }
 
   reconnected(socket: Socket): void {
@@ -576,19 +771,18 @@ export class LivePool {
     }
     // Several sockets come back together after a gateway restart: one notification.
     clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => {
-      for (const l of this.reconnectListeners) l();
-    }, 300);
+    this.reconnectTimer = setTimeout(() => this.reconnects.emit(), 300);
   }
 
   status(): LiveStatus {
-    const active = this.sockets.filter((s) => s.servers.size > 0 || s.alerts);
+    const active = this.sockets.filter((s) => s.carries());
     const servers = this.assigned.size;
-    if (active.length === 0) return { state: 'idle', sockets: 0, servers };
+    const fleet = active.some((s) => s.fleet !== null);
+    if (active.length === 0) return { state: 'idle', sockets: 0, servers, fleet };
     const rank: Record<SocketState, number> = { offline: 4, waiting: 3, connecting: 2, idle: 1, open: 0 };
     let worst = active[0]!;
     for (const s of active) if (rank[s.state] > rank[worst.state]) worst = s;
-    const status: LiveStatus = { state: worst.state, sockets: active.length, servers };
+    const status: LiveStatus = { state: worst.state, sockets: active.length, servers, fleet };
     if (worst.state === 'waiting') status.retryAt = worst.retryAt;
     if (worst.reason) status.reason = worst.reason;
     return status;
@@ -600,8 +794,7 @@ export class LivePool {
     this.notifyQueued = true;
     queueMicrotask(() => {
       this.notifyQueued = false;
-      const s = this.status();
-      for (const l of this.statusListeners) l(s);
+      this.statuses.emit(this.status());
     });
   }
 
@@ -616,7 +809,8 @@ export class LivePool {
     this.assigned.clear();
     this.owners.clear();
     this.dirty.clear();
-    this.alertOwners = 0;
+    this.held.alerts = 0;
+    this.held.fleet = 0;
     this.changed();
   }
 }

@@ -153,6 +153,49 @@ export interface AlertEvent {
   container?: string | null;
 }
 
+/** The `limits` of the `auth` ack: what the gateway allows this connection. */
+export interface GatewayLimits {
+  /** Servers one connection may subscribe to (a fleet subscription does not count). */
+  subscriptions: number;
+  /** Client messages per second, and the burst allowed above that rate. */
+  messagesPerSecond: number;
+  messageBurst: number;
+  /** Frames queued for the client before the gateway drops it as too slow. */
+  queuedFrames?: number;
+  /** The largest client message, in bytes. */
+  messageBytes?: number;
+}
+
+/** The `data` of a `server_metrics.replayed` frame: the `since` replay is over, live follows. */
+export interface Replayed {
+  serverId: string;
+  /** How many samples were replayed. */
+  samples: number;
+  /** The timestamp of the last replayed sample (null: none). */
+  until: string | null;
+}
+
+/** The `data` of a `fleet.servers` frame. */
+export interface FleetServers {
+  /** The listing that follows a `fleet.subscribe` (one or more frames): it replaces the list. */
+  initial: boolean;
+  added: Server[];
+  changed: Server[];
+  /** Ids of servers no longer visible (deleted, or given to another owner). */
+  removed: string[];
+}
+
+/** One entry of a `fleet.metrics` frame: a sample's headline figures, under the same names. */
+export type FleetSample = Pick<
+  MetricSample,
+  'serverId' | 'timestamp' | 'cpuUsage' | 'memoryUsage' | 'diskUsage' | 'networkUsage' | 'uptimeSecs'
+>;
+
+/** The `data` of a `fleet.metrics` frame: the newest sample of each server since the last frame. */
+export interface FleetMetrics {
+  samples: FleetSample[];
+}
+
 export interface Alert {
   id: string;
   serverId: string;

@@ -81,8 +81,8 @@ describe('withRecent', () => {
       startedAt: '2026-11-25T12:00:00Z',
       at: '2026-11-25T12:00:10Z',
     });
-    live.emitAlert(event('new', 'firing'));
-    live.emitAlert(event('old', 'resolved'));
+    live.alertEvents.emit(event('new', 'firing'));
+    live.alertEvents.emit(event('old', 'resolved'));
     const fetched: Alert[] = [
       { id: 'old', serverId: 's1', metric: 'cpu', severity: 'critical', state: 'firing', startedAt: '2026-11-25T11:00:00Z' },
     ];

@@ -10,7 +10,6 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, errorText } from '../api';
 import { isLoopbackHost, loopbackUrls } from '../lib/enroll';
 import { formatAgo } from '../lib/format';
-import { fleet } from '../stores/fleet';
 import type { CreatedEnrollment, Server } from '../types';
 import { ErrorText } from './common';
 
@@ -86,8 +85,8 @@ export function AddServer({ onClose }: { onClose: () => void }) {
         const fresh = servers
           .filter((s) => !known.current.has(s.id) && s.origin === 'enrolled')
           .map((s) => ({ server: s, reporting: s.status === 'online' || !!s.lastSeenAt }));
+        // (The fleet table below hears of the host from its own subscription.)
         setJoined(fresh);
-        if (fresh.some((j) => j.reporting)) void fleet.load();
       } catch (err) {
         if (!stopped) setError(errorText(err));
       }

@@ -33,9 +33,12 @@ export function Connection() {
     default:
       text = 'Not streaming';
   }
+  const what = [status.fleet ? 'the fleet' : '', status.servers > 0 ? `${status.servers} server${status.servers === 1 ? '' : 's'}` : '']
+    .filter(Boolean)
+    .join(' and ');
   const title =
     status.state === 'open'
-      ? `Streaming ${status.servers} server${status.servers === 1 ? '' : 's'} over ${status.sockets} socket${status.sockets === 1 ? '' : 's'}`
+      ? `Streaming ${what || 'alerts'} over ${status.sockets} socket${status.sockets === 1 ? '' : 's'}`
       : (status.reason ?? text);
   return (
     <div class={`connection conn-${status.state}`} role="status" aria-live="polite" title={title} data-state={status.state}>

@@ -1,8 +1,10 @@
-// The fleet table's rules: what a search matches, how rows sort, and what state a server is in.
+// The fleet table's rules: how the fleet subscription's frames keep the rows, what a search
+// matches, how rows sort, and what state a server is in.
 
+import type { FleetEvent } from '../live';
 import type { Server, ServerStatus, Severity } from '../types';
-import type { Headline } from './samples';
-import type { Sparkline } from './series';
+import { type Headline, headlineOf } from './samples';
+import { Sparkline } from './series';
 
 export interface AlertSummary {
   count: number;
@@ -14,6 +16,110 @@ export interface FleetRow {
   latest: Headline | null;
   spark: Sparkline;
   alerts: AlertSummary;
+}
+
+/**
+ * The rows of the fleet, as the fleet subscription keeps them: the listing that follows each
+ * (re)subscription replaces them, later `fleet.servers` frames add, change and remove rows, and
+ * `fleet.metrics` frames feed each row's newest headline and sparkline. A row outlives a
+ * re-listing that still names its server, so its sparkline and figures stay.
+ */
+export class FleetRows {
+  readonly rows = new Map<string, FleetRow>();
+  /** The ids the listing under way has named so far; null when none is under way. */
+  private listed: Set<string> | null = null;
+  /** Whether the listing under way has had its first frame. */
+  private heard = false;
+
+  constructor(private readonly sparkSecs: number) {}
+
+  /** Whether a listing was acknowledged and has not ended yet. */
+  get listing(): boolean {
+    return this.listed !== null;
+  }
+
+  /**
+   * Applies what the fleet subscription delivered; true when the list changed (rows came, went,
+   * or a server's name, host name, tags or owner changed), false for figures only.
+   */
+  apply(event: FleetEvent): boolean {
+    switch (event.type) {
+      case 'subscribed':
+        this.listed = new Set();
+        this.heard = false;
+        return false;
+      case 'servers': {
+        const frame = event.data;
+        let changed = false;
+        if (frame.initial && this.listed) {
+          this.heard = true;
+          for (const s of frame.added) this.listed.add(s.id);
+        } else if (!frame.initial) {
+          changed = this.endListing();
+        }
+        for (const server of [...frame.added, ...frame.changed]) {
+          this.put(server);
+          changed = true;
+        }
+        for (const id of frame.removed) {
+          this.listed?.delete(id);
+          changed = this.rows.delete(id) || changed;
+        }
+        return changed;
+      }
+      case 'metrics': {
+        // The listing's frames all come before the first figures.
+        const changed = this.endListing();
+        for (const sample of event.data.samples) {
+          const row = this.rows.get(sample.serverId);
+          if (!row) continue;
+          const h = headlineOf(sample);
+          if (!row.latest || h.t >= row.latest.t) row.latest = h;
+          row.spark.push(h.t, h.cpu);
+        }
+        return changed;
+      }
+    }
+  }
+
+  /**
+   * The listing is complete: rows it did not name are gone (deleted or given away while the
+   * socket was down). A listing not heard from yet removes nothing: an empty fleet is listed by
+   * an empty frame, never by silence.
+   */
+  endListing(): boolean {
+    const listed = this.listed;
+    if (!listed || !this.heard) return false;
+    this.listed = null;
+    let changed = false;
+    for (const id of [...this.rows.keys()]) {
+      if (!listed.has(id)) changed = this.rows.delete(id) || changed;
+    }
+    return changed;
+  }
+
+  /** The list from the REST API (no subscription is on): the same as one complete listing. */
+  replace(servers: readonly Server[]): void {
+    this.apply({ type: 'subscribed' });
+    this.apply({ type: 'servers', data: { initial: true, added: [...servers], changed: [], removed: [] } });
+    this.endListing();
+  }
+
+  remove(serverId: string): boolean {
+    this.listed?.delete(serverId);
+    return this.rows.delete(serverId);
+  }
+
+  clear(): void {
+    this.rows.clear();
+    this.listed = null;
+  }
+
+  private put(server: Server): void {
+    const row = this.rows.get(server.id);
+    if (row) row.server = server;
+    else this.rows.set(server.id, { server, latest: null, spark: new Sparkline(this.sparkSecs), alerts: { count: 0, severity: null } });
+  }
 }
 
 export type SortKey = 'name' | 'status' | 'cpu' | 'memory' | 'disk' | 'network' | 'alerts';

@@ -1,11 +1,19 @@
 // What each chart of the server page takes from a live sample or a history point.
 
-import type { HistoryPoint, LatestSample, MetricSample, MountUsage } from '../types';
+import type { FleetSample, HistoryPoint, LatestSample, MetricSample, MountUsage } from '../types';
 import type { Values } from './series';
 
 /** Unix seconds of an RFC 3339 time. */
 export function toSecs(timestamp: string): number {
   return Date.parse(timestamp) / 1000;
+}
+
+/**
+ * Whether a sample's time is after the newest one held (`than`; none held: yes). A stream
+ * resumed or replayed may repeat what is held, and a late sample must not stand for the newest.
+ */
+export function isAfter(timestamp: string, than: string | null | undefined): boolean {
+  return !than || Date.parse(timestamp) > Date.parse(than);
 }
 
 export type ChartId = 'cpu' | 'cores' | 'memory' | 'mounts' | 'diskio' | 'network' | 'load' | 'temperatures';
@@ -97,7 +105,8 @@ export interface Headline {
   uptimeSecs?: number | null | undefined;
 }
 
-export function headlineOf(s: MetricSample): Headline {
+/** A live sample's headline (a `fleet.metrics` entry has the same fields). */
+export function headlineOf(s: FleetSample): Headline {
   return {
     t: toSecs(s.timestamp),
     cpu: s.cpuUsage,

@@ -1,6 +1,6 @@
 // The fleet: every server the user may see, live. Rows are virtual (only those on screen exist),
-// redrawn once a second from the store; the store is fed by one subscription per server
-// (at most one sample a second each), the visible servers subscribed first.
+// redrawn once a second from the store; the store is fed by the fleet subscription (one for the
+// whole fleet: the list, its changes, and every server's newest headline about once a second).
 
 import { render } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
@@ -10,7 +10,6 @@ import { Empty, ErrorText, Loading, SeverityBadge, StatusBadge } from '../compon
 import { type FleetRow, matches, parseSort, rowStatus, type SortDir, type SortKey, sortRows, visibleRange } from '../lib/fleet';
 import { formatAgo, formatPercent, formatRate, formatUptime } from '../lib/format';
 import { schedule, setPerfLabel } from '../lib/frame';
-import { live } from '../live';
 import { setQuery, useRoute } from '../router';
 import { fleet, SPARK_SECS } from '../stores/fleet';
 import { api } from '../api';
@@ -25,16 +24,6 @@ const COLUMNS: { key: SortKey; label: string; class: string }[] = [
   { key: 'network', label: 'Network', class: 'c-num c-net' },
   { key: 'alerts', label: 'Alerts', class: 'c-alerts' },
 ];
-
-/**
- * At most one sample per server this often: a collector sampling faster than once a second does
- * not flood the fleet, and a 1 Hz one passes every sample (the gateway spaces sends by the
- * interval from the last send, so exactly 1,000 ms would drop samples that arrive a little early).
- */
-const FLEET_INTERVAL_MS = 900;
-
-/** How often the server list itself is re-read (samples and alerts come live). */
-const LIST_REFRESH_MS = 15_000;
 
 const narrowQuery = window.matchMedia('(max-width: 720px)');
 const rowHeight = () => (narrowQuery.matches ? 84 : 46);
@@ -141,37 +130,19 @@ export function FleetPage() {
 
   useEffect(() => {
     setPerfLabel('fleet');
-    void fleet.load();
-    // The live socket tells nothing of servers not yet listed (a collector seen for the first
-    // time, a server just given to this user): the list is re-read now and then, and after a
-    // reconnection.
-    const refresh = setInterval(() => {
-      if (document.visibilityState === 'visible') void fleet.load();
-    }, LIST_REFRESH_MS);
-    const stopReconnect = live.onReconnect(() => void fleet.load());
+    // The subscription lists the fleet and announces what changes in it: no re-reading of the
+    // list (the firing alerts were read at sign-in and follow the alert stream).
+    const stopStream = fleet.stream();
     const stop = fleet.subscribe(() => {
       setLoaded(fleet.loaded);
       setError(fleet.error);
       setListVersion(fleet.listVersion);
     });
     return () => {
-      clearInterval(refresh);
-      stopReconnect();
+      stopStream();
       stop();
     };
   }, []);
-
-  // Subscribe to every listed server, those on screen first.
-  useEffect(() => {
-    const ids = [...fleet.rows.values()];
-    sortRows(ids, sort.key, sort.dir, Date.now() / 1000);
-    return live.watchMany(
-      ids.map((r) => r.server.id),
-      FLEET_INTERVAL_MS,
-    );
-    // Re-subscribe only when the list itself changes.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [listVersion]);
 
   const draw = () => {
     const box = rowsBox.current;

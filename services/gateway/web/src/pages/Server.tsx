@@ -17,7 +17,7 @@ import { RANGES, rangeByKey } from '../lib/buckets';
 import { formatAgo, formatBytes, formatCount, formatLoad, formatPercent, formatRate, formatUptime } from '../lib/format';
 import { setPerfLabel } from '../lib/frame';
 import { OFFLINE_AFTER_SECS } from '../lib/fleet';
-import { toSecs } from '../lib/samples';
+import { isAfter, toSecs } from '../lib/samples';
 import { live } from '../live';
 import { withRecent } from '../stores/recentAlerts';
 import { setQuery, useRoute } from '../router';
@@ -29,13 +29,15 @@ import { ThresholdsPanel } from './server/Thresholds';
 function Summary({ server }: { server: ServerDetail }) {
   const [sample, setSample] = useState<MetricSample | null>(null);
   const [, tick] = useState(0);
-  useEffect(
-    () =>
-      live.onSample((s) => {
-        if (s.serverId === server.id) setSample(s);
-      }),
-    [server.id],
-  );
+  useEffect(() => {
+    let shown = server.latest?.timestamp;
+    // The live charts' replay of the last minutes passes through here too: only newer samples.
+    return live.onSample((s) => {
+      if (s.serverId !== server.id || !isAfter(s.timestamp, shown)) return;
+      shown = s.timestamp;
+      setSample(s);
+    });
+  }, [server.id]);
   useEffect(() => {
     const t = setInterval(() => tick((n) => n + 1), 5000);
     return () => clearInterval(t);

@@ -1,27 +1,41 @@
-// The fleet as the browser knows it: the servers the API lists, each one's newest sample and a
-// few minutes of per-second CPU for its sparkline, and the alerts firing on it. Fed by the live
-// socket; the REST API only for the list and for what a reconnection may have missed.
+// The fleet as the browser knows it: the servers the user may see, each one's newest headline
+// and a few minutes of per-second CPU for its sparkline, and the alerts firing on it. While the
+// fleet page is open one fleet subscription keeps the list and the figures (`stream`); otherwise
+// the list is the REST API's. Firing alerts come from the REST API, then from the alert stream.
 
 import { allPages, api } from '../api';
-import { type AlertSummary, type FleetRow, worse } from '../lib/fleet';
-import { headlineOf, type Headline } from '../lib/samples';
-import { Sparkline } from '../lib/series';
-import { live } from '../live';
+import { type AlertSummary, FleetRows, worse } from '../lib/fleet';
+import { type FleetEvent, live } from '../live';
 import { withRecent } from './recentAlerts';
-import type { Alert, AlertEvent, MetricSample, Server, Severity } from '../types';
+import type { Alert, AlertEvent, Server, Severity } from '../types';
 
 /** The sparkline's window. */
 export const SPARK_SECS = 300;
 
+/**
+ * At most one `fleet.metrics` frame this often. Shorter than the collectors' 1 Hz on purpose: a
+ * frame carries only each server's newest sample since the previous frame, so with frames every
+ * second exactly, a sample that arrives a little early shares its frame with the next one and
+ * one of the two never reaches the sparkline.
+ */
+export const FLEET_INTERVAL_MS = 900;
+
+/**
+ * A listing (the `fleet.servers` frames after a subscription) is taken as complete when the
+ * figures start or after this long without another of its frames (a fleet where none reports).
+ */
+const LISTING_QUIET_MS = 2_000;
+
 type Listener = () => void;
 
 export class FleetStore {
-  readonly rows = new Map<string, FleetRow>();
+  private readonly list = new FleetRows(SPARK_SECS);
+  readonly rows = this.list.rows;
   /** Firing alerts by alert id. */
   private readonly firing = new Map<string, { serverId: string; severity: Severity }>();
   loaded = false;
   error: string | null = null;
-  /** Bumped when rows are added or removed (the list must be re-filtered). */
+  /** Bumped when the list changes (servers come, go, or are renamed or retagged). */
   listVersion = 0;
   /** Bumped on every change. */
   version = 0;
@@ -29,13 +43,15 @@ export class FleetStore {
   private stops: (() => void)[] = [];
   private users = 0;
   private loading: Promise<void> | null = null;
+  /** Whether the fleet subscription keeps the list (the REST list is then not applied). */
+  private streaming = false;
+  private listingTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** Starts listening (the first page that needs the fleet); the returned function stops. */
   use(): () => void {
     this.users += 1;
     if (this.users === 1) {
       this.stops.push(
-        live.onSample((s) => this.onSample(s)),
         live.onAlert((e) => this.onAlert(e)),
         live.onGone((id) => this.remove(id)),
         live.onReconnect(() => void this.loadAlerts()),
@@ -50,6 +66,22 @@ export class FleetStore {
     };
   }
 
+  /**
+   * The fleet subscription, until the returned function is called: one subscription on one
+   * socket however many servers there are, which also announces servers that appear, disappear
+   * or change (after a reconnection, its new listing replaces the list).
+   */
+  stream(): () => void {
+    this.streaming = true;
+    const stopEvents = live.onFleet((e) => this.onFleet(e));
+    const stopWatch = live.watchFleet({ intervalMs: FLEET_INTERVAL_MS });
+    return () => {
+      this.streaming = false;
+      stopWatch();
+      stopEvents();
+    };
+  }
+
   subscribe(listener: Listener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -60,18 +92,27 @@ export class FleetStore {
     for (const l of this.listeners) l();
   }
 
-  /** Loads (or reloads) the server list and the firing alerts. */
+  /**
+   * Loads (or reloads) the firing alerts, and the server list unless the fleet is streaming
+   * (then its listing loads the list: `loaded` waits for it).
+   */
   load(): Promise<void> {
     this.loading ??= (async () => {
       try {
-        const servers = await api.servers();
-        this.setServers(servers);
+        if (!this.streaming) {
+          const servers = await api.servers();
+          // A subscription that started meanwhile knows better than this older answer.
+          if (!this.streaming) {
+            this.setServers(servers);
+            this.loaded = true;
+          }
+        }
         this.error = null;
         await this.loadAlerts();
       } catch (err) {
         this.error = err instanceof Error ? err.message : String(err);
+        if (!this.streaming) this.loaded = true;
       } finally {
-        this.loaded = true;
         this.loading = null;
         this.notify();
       }
@@ -80,26 +121,9 @@ export class FleetStore {
   }
 
   setServers(servers: readonly Server[]): void {
-    const seen = new Set<string>();
-    let changed = false;
-    for (const server of servers) {
-      seen.add(server.id);
-      const row = this.rows.get(server.id);
-      if (row) {
-        row.server = server;
-      } else {
-        this.rows.set(server.id, { server, latest: null, spark: new Sparkline(SPARK_SECS), alerts: { count: 0, severity: null } });
-        changed = true;
-      }
-    }
-    for (const id of [...this.rows.keys()]) {
-      if (!seen.has(id)) {
-        this.rows.delete(id);
-        changed = true;
-      }
-    }
-    // Only a change of membership re-subscribes; names and tags are read at the next redraw.
-    if (changed) this.listVersion += 1;
+    this.list.replace(servers);
+    this.listVersion += 1;
+    this.summarise();
   }
 
   async loadAlerts(): Promise<void> {
@@ -127,19 +151,39 @@ export class FleetStore {
     for (const [id, row] of this.rows) row.alerts = by.get(id) ?? { count: 0, severity: null };
   }
 
-  onSample(sample: MetricSample): void {
-    const row = this.rows.get(sample.serverId);
-    if (!row) return;
-    const h: Headline = headlineOf(sample);
-    if (!row.latest || h.t >= row.latest.t) row.latest = h;
-    row.spark.push(h.t, h.cpu);
-    this.version += 1;
-    // No notification per sample: the page redraws on its own clock.
+  onFleet(event: FleetEvent): void {
+    const listChanged = this.list.apply(event);
+    clearTimeout(this.listingTimer);
+    if (this.list.listing) this.listingTimer = setTimeout(() => this.endListing(), LISTING_QUIET_MS);
+    if (event.type === 'metrics' && !listChanged) {
+      // Figures only: no notification, the page redraws on its own clock.
+      this.version += 1;
+      return;
+    }
+    if (event.type === 'servers') {
+      this.loaded = true;
+      this.error = null;
+    }
+    if (listChanged) this.listChanged();
+    this.notify();
+  }
+
+  private endListing(): void {
+    if (this.list.endListing()) {
+      this.listChanged();
+      this.notify();
+    }
+  }
+
+  private listChanged(): void {
+    this.listVersion += 1;
+    this.summarise();
   }
 
   onAlert(event: AlertEvent): void {
-    // An alert of a server the list does not hold yet: a new server became visible.
-    if (!this.rows.has(event.serverId)) void this.load();
+    // An alert of a server the list does not hold yet: a new server became visible (while the
+    // fleet streams, its listing says so itself).
+    if (!this.rows.has(event.serverId) && !this.streaming) void this.load();
     if (event.state === 'firing') this.firing.set(event.alertId, { serverId: event.serverId, severity: event.severity });
     else this.firing.delete(event.alertId);
     this.summarise();
@@ -147,7 +191,7 @@ export class FleetStore {
   }
 
   remove(serverId: string): void {
-    if (this.rows.delete(serverId)) {
+    if (this.list.remove(serverId)) {
       this.listVersion += 1;
       this.notify();
     }
@@ -155,7 +199,8 @@ export class FleetStore {
 
   /** Forgets everything (signed out: the next user must not glimpse this one's fleet). */
   reset(): void {
-    this.rows.clear();
+    clearTimeout(this.listingTimer);
+    this.list.clear();
     this.firing.clear();
     this.loaded = false;
     this.error = null;
