@@ -44,7 +44,30 @@ async function heap(cdp, collect) {
   return usedSize;
 }
 
-/** The gateway's live counters (Prometheus text). */
+/**
+ * Samples the page's sockets received: full ones (`resource_metrics`) and fleet headlines, and
+ * the headlines not newer than the one before of their server (the gateway should send none).
+ */
+const received = { samples: 0, headlines: 0, repeated: 0 };
+const newestHeadline = new Map();
+
+function countFrames(ws) {
+  ws.on('framereceived', ({ payload }) => {
+    if (typeof payload !== 'string') return;
+    if (payload.includes('"resource_metrics"')) {
+      received.samples += 1;
+    } else if (payload.includes('"fleet.metrics"')) {
+      for (const { serverId, timestamp } of JSON.parse(payload).data.samples) {
+        received.headlines += 1;
+        const t = Date.parse(timestamp);
+        if (t <= (newestHeadline.get(serverId) ?? -Infinity)) received.repeated += 1;
+        else newestHeadline.set(serverId, t);
+      }
+    }
+  });
+}
+
+/** The gateway's live counters (Prometheus text, on its operations listener). */
 async function gatewayCounters(url) {
   const text = await (await fetch(`${url}/metrics`)).text();
   const value = (name) => {
@@ -57,6 +80,7 @@ async function gatewayCounters(url) {
 /** Runs `SECS` seconds of the current page and reports. */
 async function measure(page, cdp, label, url) {
   const before = await gatewayCounters(url);
+  const receivedBefore = { ...received };
   await page.evaluate(() => {
     window.flickPerf.updates.length = 0;
     window.flickPerf.rendered.length = 0;
@@ -82,6 +106,7 @@ async function measure(page, cdp, label, url) {
   }
   const elapsed = (Date.now() - started) / 1000;
   const after = await gatewayCounters(url);
+  const receivedAfter = { ...received };
   const result = await page.evaluate(() => ({
     updates: [...window.flickPerf.updates],
     rendered: [...window.flickPerf.rendered],
@@ -117,8 +142,13 @@ async function measure(page, cdp, label, url) {
       `(frames ${(frameTotal / elapsed).toFixed(1)} ms/s, updates ${(updateTotal / elapsed).toFixed(1)} ms/s)`,
   );
   console.log(
-    `  gateway: ${((after.sent - before.sent) / elapsed).toFixed(0)} samples/s queued to sockets, ` +
+    `  gateway: ${((after.sent - before.sent) / elapsed).toFixed(0)} samples/s queued to server subscriptions, ` +
       `${((after.skipped - before.skipped) / elapsed).toFixed(0)}/s replaced by a newer one before being sent`,
+  );
+  console.log(
+    `  received by the page: ${((receivedAfter.samples - receivedBefore.samples) / elapsed).toFixed(0)} samples/s, ` +
+      `${((receivedAfter.headlines - receivedBefore.headlines) / elapsed).toFixed(0)} fleet headlines/s ` +
+      `(${receivedAfter.repeated - receivedBefore.repeated} not newer than their server's previous one)`,
   );
   console.log(`  slowest updates: ${updates.slice(-5).map((v) => v.toFixed(1)).join(', ')} ms`);
   console.log(
@@ -172,6 +202,7 @@ try {
   });
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error('page error:', e.message));
+  page.on('websocket', countFrames);
   const cdp = await context.newCDPSession(page);
   await cdp.send('HeapProfiler.enable');
 
@@ -204,7 +235,8 @@ try {
   );
   // Sort by CPU (the order changes every second: the worst case for the table).
   await page.getByRole('button', { name: /^CPU/ }).click();
-  await measure(page, cdp, `fleet, ${SERVERS} servers at 1 Hz, sorted by CPU`, stack.url);
+  const ops = `http://127.0.0.1:${stack.gatewayOps}`;
+  await measure(page, cdp, `fleet, ${SERVERS} servers at 1 Hz, sorted by CPU`, ops);
 
   // The server with the most cores.
   const servers = await page.evaluate(async () => {
@@ -259,7 +291,7 @@ try {
   });
   console.log(`server ${target} (${cores} cores): points per chart ${JSON.stringify(filled)}`);
   await sleep(2_000);
-  await measure(page, cdp, `server page, 1 h of per-second points in ${Object.keys(filled).length} charts (${cores} cores), all on screen`, stack.url);
+  await measure(page, cdp, `server page, 1 h of per-second points in ${Object.keys(filled).length} charts (${cores} cores), all on screen`, ops);
   const after = await page.evaluate(() => window.flickDebug.serverCharts.points());
   console.log(`  points per chart at the end: ${JSON.stringify(after)}`);
 } catch (err) {
