@@ -307,7 +307,10 @@ async fn the_fleet_subscription_streams_only_the_users_servers_and_announces_eve
         (json!("ack"), json!(200))
     );
     let initial = fleet_change(&mut adas, Duration::from_secs(5)).await;
-    assert_eq!(initial["initial"], true);
+    assert_eq!(
+        (initial["initial"].clone(), initial["complete"].clone()),
+        (json!(true), json!(true))
+    );
     assert_eq!(ids(&initial["added"]), set(&["a-1", "a-2"]), "{initial}");
     assert_eq!(
         initial["added"][0]["name"], "a one",
@@ -445,12 +448,19 @@ async fn a_thousand_servers_stream_on_one_socket() {
     )
     .await;
     let mut listed = BTreeSet::new();
+    let mut completes = Vec::new();
     while listed.len() < 1000 {
         let frame = fleet_change(&mut socket, Duration::from_secs(10)).await;
         assert_eq!(frame["initial"], true);
         listed.extend(ids(&frame["added"]));
+        completes.push(frame["complete"].clone());
     }
     assert_eq!(listed.len(), 1000);
+    assert_eq!(
+        completes,
+        [json!(false), json!(true)],
+        "two frames, the last complete"
+    );
 
     let mut seen = HashSet::new();
     let mut frames = 0;

@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use flick_shared::batch::until;
 use flick_shared::wire::ServerId;
 
 use super::protocol::{
@@ -101,7 +100,10 @@ pub async fn run(
                 send_close(&mut sink, &close).await;
                 Some(close)
             }
-            None => connection.serve(socket).await,
+            // Boxed, as the rarer steps inside it are: an async fn's future is as large as its
+            // largest await (a database query, a JetStream replay), and every idle connection
+            // would hold that much. Boxed, an idle connection's task is ~3 KB, not ~9 KB.
+            None => Box::pin(connection.serve(socket)).await,
         };
         metrics::counter!("flick_gateway_ws_disconnects_total", "reason" => close.map_or("client", |c| c.1)).increment(1);
         connection.state.hub.disconnect(connection.id, &connection.queue.watched());
@@ -180,22 +182,45 @@ impl Connection {
         let spread = recheck_every.mul_f64((self.id % 1000) as f64 / 1000.0);
         let mut recheck =
             tokio::time::interval_at(Instant::now() + recheck_every + spread, recheck_every);
+        // The futures every wake-up waits on live across wake-ups (pinned, reset when their time
+        // changes) rather than being made anew each time: a fresh shutdown future would lock the
+        // token every connection shares, a fresh sleep would enter the timer wheel, for each of
+        // thousands of connections' every frame.
         let shutdown = self.state.shutdown.clone();
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        let mut deadline_key = self.deadline_key();
+        let deadline = tokio::time::sleep_until(self.deadline_at(auth_deadline));
+        tokio::pin!(deadline);
+        let held = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(held);
+        let mut held_until: Option<Instant> = None;
         let close = loop {
-            let expiry = self.expiry();
+            // The clock is read only when what the deadline depends on changed.
+            if self.deadline_key() != deadline_key {
+                deadline_key = self.deadline_key();
+                deadline.as_mut().reset(self.deadline_at(auth_deadline));
+            }
+            if next_metric != held_until {
+                held_until = next_metric;
+                if let Some(at) = held_until {
+                    held.as_mut().reset(at);
+                }
+            }
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => break Some(Close(close_code::AWAY, "the gateway is shutting down")),
-                () = until(Some(auth_deadline)), if self.user.is_none() => {
-                    break Some(Close(close_code::POLICY, "not authenticated within the time allowed"));
-                }
-                () = until(expiry), if expiry.is_some() => {
-                    break Some(Close(close_code::POLICY, "token expired; authenticate again before it expires"));
+                () = &mut cancelled => break Some(Close(close_code::AWAY, "the gateway is shutting down")),
+                () = &mut deadline => {
+                    break Some(if self.user.is_none() {
+                        Close(close_code::POLICY, "not authenticated within the time allowed")
+                    } else {
+                        Close(close_code::POLICY, "token expired; authenticate again before it expires")
+                    });
                 }
                 incoming = stream.next() => match incoming {
                     Some(Ok(Message::Text(text))) => {
                         self.last_heard = Instant::now();
-                        match self.handle(text.as_str()).await {
+                        match Box::pin(self.handle(text.as_str())).await {
                             None => {}
                             Some(Step::Close(close)) => break Some(close),
                             Some(Step::Replay(id, request)) => {
@@ -203,7 +228,7 @@ impl Connection {
                                 if self.send_ready(&mut sink, &mut frames, send_timeout).await.is_err() {
                                     break None;
                                 }
-                                if let Err(close) = self.replay(&mut sink, id, &request, send_timeout).await {
+                                if let Err(close) = Box::pin(self.replay(&mut sink, id, &request, send_timeout)).await {
                                     break close;
                                 }
                             }
@@ -224,18 +249,18 @@ impl Connection {
                 },
                 () = self.queue.changed() => {
                     if self.queue.take_recheck() {
-                        if let Some(close) = self.revalidate().await {
+                        if let Some(close) = Box::pin(self.revalidate()).await {
                             break Some(close);
                         }
-                        self.recheck_access().await;
+                        Box::pin(self.recheck_access()).await;
                     }
                 }
-                () = until(next_metric), if next_metric.is_some() => {}
+                () = &mut held, if held_until.is_some() => held_until = None,
                 _ = recheck.tick() => {
-                    if let Some(close) = self.revalidate().await {
+                    if let Some(close) = Box::pin(self.revalidate()).await {
                         break Some(close);
                     }
-                    self.recheck_access().await;
+                    Box::pin(self.recheck_access()).await;
                 }
                 _ = ping.tick() => {
                     if self.last_heard.elapsed() > Duration::from_secs(settings.ws_ping_secs * 3) {
@@ -373,10 +398,19 @@ impl Connection {
         }
     }
 
-    fn expiry(&self) -> Option<Instant> {
-        self.user?;
+    /// What the connection's deadline depends on: whether it is authenticated, and until when.
+    fn deadline_key(&self) -> (bool, i64) {
+        (self.user.is_some(), self.expires_at)
+    }
+
+    /// When the connection ends unless something changes: the authentication deadline until
+    /// authenticated, then the token's expiry.
+    fn deadline_at(&self, auth_deadline: Instant) -> Instant {
+        if self.user.is_none() {
+            return auth_deadline;
+        }
         let left = self.expires_at - chrono::Utc::now().timestamp();
-        Some(Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0)))
+        Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0))
     }
 
     /// Answers one client message; `Some` when the connection must end or a replay follows.
@@ -736,12 +770,14 @@ impl FleetView {
         while changes.added.len() > SERVERS_PER_FRAME || changes.changed.len() > SERVERS_PER_FRAME {
             let part = ServerChanges {
                 initial,
+                complete: false,
                 added: take_front(&mut changes.added),
                 changed: take_front(&mut changes.changed),
                 removed: Vec::new(),
             };
             frames.push(part.frame());
         }
+        changes.complete = true;
         frames.push(changes.frame());
         frames
     }

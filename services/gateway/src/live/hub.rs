@@ -351,9 +351,11 @@ async fn relay_fleet(
                 .values()
                 .cloned(),
         );
+        let mut offered = 0;
         for client in receivers.drain(..) {
-            client.push_fleet(&sample.server_id, frame.clone());
+            offered += u64::from(client.push_fleet(&sample.server_id, frame.clone()));
         }
+        metrics::counter!("flick_gateway_ws_fleet_headlines_total").increment(offered);
     }
 }
 

@@ -254,10 +254,12 @@ pub fn replayed(server: &str, samples: u64, until: Option<DateTime<Utc>>) -> Utf
         .into()
 }
 
-/// A fleet subscriber's view of a server, compared between re-checks to announce changes.
+/// What a `fleet.servers` frame announces: the whole list (`initial`) or what changed since the
+/// previous one. A list too long for one frame comes in several; the last says `complete`.
 #[derive(Debug, Default, Serialize)]
 pub struct ServerChanges {
     pub initial: bool,
+    pub complete: bool,
     pub added: Vec<Value>,
     pub changed: Vec<Value>,
     pub removed: Vec<String>,

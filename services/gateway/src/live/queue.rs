@@ -232,18 +232,19 @@ impl ClientQueue {
         }
     }
 
-    /// A server's headline for the fleet subscription, if it may see that server.
-    pub fn push_fleet(&self, server: &ServerId, headline: Utf8Bytes) {
+    /// A server's headline for the fleet subscription, if it may see that server (`true`).
+    pub fn push_fleet(&self, server: &ServerId, headline: Utf8Bytes) -> bool {
         let mut state = self.lock();
         let Some(fleet) = &mut state.fleet else {
-            return;
+            return false;
         };
         if !fleet.visible.contains(server) {
-            return;
+            return false;
         }
         fleet.pending.insert(server.clone(), headline);
         drop(state);
         self.notify.notify_one();
+        true
     }
 
     /// `false` when the server was not watched.

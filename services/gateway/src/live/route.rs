@@ -62,8 +62,11 @@ async fn upgrade(
         None => None,
     };
     let max = state.settings.ws_max_message_bytes;
+    // Client messages are small (a subscription is ~100 bytes); the read buffer is allocated
+    // whole for every connection, so 512 bytes keeps an idle connection small (a larger
+    // message, up to `max`, is read into a buffer grown for it).
     upgrade
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(512)
         .write_buffer_size(4 * 1024)
         // One frame must fit whole: a sample of a host with its 500 containers is ~260 KiB.
         .max_write_buffer_size(1024 * 1024)

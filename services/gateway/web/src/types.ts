@@ -179,6 +179,8 @@ export interface Replayed {
 export interface FleetServers {
   /** The listing that follows a `fleet.subscribe` (one or more frames): it replaces the list. */
   initial: boolean;
+  /** The last frame of what the gateway announced at once (the listing may take several). */
+  complete?: boolean;
   added: Server[];
   changed: Server[];
   /** Ids of servers no longer visible (deleted, or given to another owner). */

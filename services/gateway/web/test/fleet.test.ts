@@ -116,6 +116,17 @@ describe('FleetRows', () => {
     expect(b.spark.ys).toEqual([42]);
   });
 
+  it('ends the listing at the frame marked complete', () => {
+    const f = new FleetRows(300);
+    f.replace([server('a', 'a'), server('b', 'b')]);
+    f.apply({ type: 'subscribed' });
+    f.apply(servers({ initial: true, added: [server('b', 'b')] }));
+    expect(f.listing).toBe(true);
+    expect(f.apply(servers({ initial: true, complete: true, added: [server('c', 'c')] }))).toBe(true);
+    expect(f.listing).toBe(false);
+    expect([...f.rows.keys()].sort()).toEqual(['b', 'c']);
+  });
+
   it('adds, changes and removes servers as later frames say', () => {
     const f = new FleetRows(300);
     f.apply({ type: 'subscribed' });

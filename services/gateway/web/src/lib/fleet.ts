@@ -65,6 +65,9 @@ export class FleetRows {
           this.listed?.delete(id);
           changed = this.rows.delete(id) || changed;
         }
+        // The gateway marks the listing's last frame (older gateways did not: then the first
+        // figures or a quiet spell end it).
+        if (frame.initial && frame.complete) changed = this.endListing() || changed;
         return changed;
       }
       case 'metrics': {
