@@ -275,6 +275,8 @@ async fn main() {
             readers.push(tokio::spawn(async move {
                 let mut latencies: Vec<f32> = Vec::new();
                 let mut acks = 0;
+                // Why the gateway ended this client's connection before the end, if it did.
+                let mut ended = None;
                 while !stop.load(Ordering::Relaxed) {
                     match tokio::time::timeout(Duration::from_millis(500), socket.next()).await {
                         Ok(Some(Ok(Message::Text(text)))) => {
@@ -287,12 +289,23 @@ async fn main() {
                                 acks += 1;
                             }
                         }
+                        Ok(Some(Ok(Message::Close(frame)))) => {
+                            ended =
+                                Some(frame.map_or("closed".to_owned(), |f| f.reason.to_string()));
+                        }
                         Ok(Some(Ok(_))) | Err(_) => {}
-                        Ok(_) => break,
+                        Ok(Some(Err(err))) => {
+                            ended.get_or_insert(err.to_string());
+                            break;
+                        }
+                        Ok(None) => {
+                            ended.get_or_insert("ended".to_owned());
+                            break;
+                        }
                     }
                 }
                 let _ = socket.close(None).await;
-                (latencies, acks)
+                (latencies, acks, ended)
             }));
         }
         // The raw subscriber on the same traffic.
@@ -338,10 +351,17 @@ async fn main() {
         let published: u64 = published.iter().sum();
         let mut latencies: Vec<f64> = Vec::new();
         let mut acks = 0;
+        let mut ended: std::collections::BTreeMap<String, usize> = Default::default();
         for reader in readers {
-            let (l, a) = reader.await.unwrap();
+            let (l, a, e) = reader.await.unwrap();
             latencies.extend(l.into_iter().map(f64::from));
             acks += a;
+            if let Some(reason) = e {
+                *ended.entry(reason).or_default() += 1;
+            }
+        }
+        if !ended.is_empty() {
+            println!("  connections the gateway ended: {ended:?}");
         }
         let mut direct = direct_task.await.unwrap();
         latencies.sort_by(f64::total_cmp);

@@ -581,7 +581,15 @@ async fn since_replays_the_stored_window_and_a_reconnect_resumes_with_no_gap_and
     }
     let (frame, at) = replayed.expect("a replayed frame");
     assert!(at >= 20, "the stored window came first: {at} samples");
-    assert_eq!(frame["data"]["samples"], json!(at), "{frame}");
+    assert_eq!(
+        (
+            frame["id"].clone(),
+            frame["data"]["samples"].clone(),
+            frame["data"]["complete"].clone()
+        ),
+        (json!(1), json!(at), json!(true)),
+        "{frame}"
+    );
     assert_eq!(
         frame["data"]["until"],
         json!(rfc3339(received[at - 1])),
@@ -601,7 +609,14 @@ async fn since_replays_the_stored_window_and_a_reconnect_resumes_with_no_gap_and
     )
     .await;
     let (more, replayed) = series(&mut second, Duration::from_millis(1500)).await;
-    assert!(replayed.is_some(), "replayed again");
+    let replayed = replayed.expect("replayed again");
+    assert!(
+        replayed["after"]
+            .as_u64()
+            .is_some_and(|n| n >= 10 && (n as usize) < more.len()),
+        "the ~14 samples missed while away came before the live ones: {replayed}, {} in all",
+        more.len()
+    );
     received.extend(more);
     let published = publisher.await.expect("publisher");
     let expected: Vec<DateTime<Utc>> = published
@@ -610,6 +625,45 @@ async fn since_replays_the_stored_window_and_a_reconnect_resumes_with_no_gap_and
         .collect();
     assert_eq!(received, expected, "no gap and no duplicate");
     assert!(expected.len() >= 100, "{} samples", expected.len());
+
+    // Thinned to an interval, as live samples are; a server one may not see, a time to come.
+    let (mut fourth, _) = authenticated(&gw, &ada.access).await;
+    ask(
+        &mut fourth,
+        json!({ "type": "server_metrics.subscribe", "id": 4, "data": { "serverId": "web-1", "intervalMs": 500, "since": rfc3339(since) } }),
+    )
+    .await;
+    let (thinned, replayed) = series(&mut fourth, Duration::from_millis(800)).await;
+    let replayed = replayed.expect("a replay");
+    let sent = replayed["after"].as_u64().expect("count") as usize;
+    assert!(
+        (10..=14).contains(&sent),
+        "~6 s of samples at 2 a second: {replayed}"
+    );
+    assert!(
+        thinned[..sent]
+            .windows(2)
+            .all(|w| w[1] - w[0] >= chrono::Duration::milliseconds(500)),
+        "{thinned:?}"
+    );
+    let bob = gw.register("bob@example.com").await;
+    let (mut bobs, _) = authenticated(&gw, &bob.access).await;
+    let denied = ask(
+        &mut bobs,
+        json!({ "type": "server_metrics.subscribe", "id": 5, "data": { "serverId": "web-1", "since": rfc3339(since) } }),
+    )
+    .await;
+    assert_eq!(denied["data"]["code"], "not_found", "{denied}");
+    let future = ask(
+        &mut fourth,
+        json!({ "type": "server_metrics.subscribe", "id": 6, "data": { "serverId": "web-1", "since": rfc3339(Utc::now() + chrono::Duration::hours(1)) } }),
+    )
+    .await;
+    assert_eq!(future["data"]["code"], "bad_request", "{future}");
+    assert!(
+        next(&mut bobs, Duration::from_millis(500)).await.is_none(),
+        "nothing of another user's server"
+    );
 
     // A server without stored samples: an empty replay, then live.
     gw.create_server(&ada.access, json!({ "id": "web-2", "name": "quiet" }))

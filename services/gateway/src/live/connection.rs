@@ -23,7 +23,7 @@ use super::protocol::{
     Subscribe, ack, error, pong, replayed, revoked,
 };
 use super::queue::{AlertScope, ClientQueue};
-use super::replay::{self, Replay, ReplayError, Sink};
+use super::replay::{self, Replay, Sink};
 use crate::auth::tokens::Claims;
 use crate::auth::{CurrentUser, Role};
 use crate::limits::SocketSlot;
@@ -225,11 +225,26 @@ impl Connection {
                             Some(Step::Close(close)) => break Some(close),
                             Some(Step::Replay(id, request)) => {
                                 // The ack first, then the stored samples, then live ones.
-                                if self.send_ready(&mut sink, &mut frames, send_timeout).await.is_err() {
-                                    break None;
-                                }
-                                if let Err(close) = Box::pin(self.replay(&mut sink, id, &request, send_timeout)).await {
+                                if let Err(close) = self.send_ready(&mut sink, &mut frames, send_timeout).await {
                                     break close;
+                                }
+                                // Bounded (replay.rs), and shutdown does not wait for it.
+                                let replay = Box::pin(self.replay(&mut sink, id, &request, send_timeout));
+                                tokio::select! {
+                                    biased;
+                                    () = &mut cancelled => break Some(Close(close_code::AWAY, "the gateway is shutting down")),
+                                    sent = replay => if let Err(close) = sent {
+                                        break close;
+                                    },
+                                }
+                                // The client was not read meanwhile; and what changed meanwhile
+                                // (a server given away) is settled before the held frames go.
+                                self.last_heard = Instant::now();
+                                if self.queue.take_recheck() {
+                                    if let Some(close) = Box::pin(self.revalidate()).await {
+                                        break Some(close);
+                                    }
+                                    Box::pin(self.recheck_access()).await;
                                 }
                             }
                         }
@@ -314,7 +329,8 @@ impl Connection {
     }
 
     /// Sends a `since` replay, then `server_metrics.replayed`, and lets the live frames flow.
-    /// When the stream cannot be read the client is told and the live frames flow all the same.
+    /// A replay cut short says so in that frame (`complete: false`, `reason`); live frames flow
+    /// all the same.
     async fn replay(
         &self,
         sink: &mut Sink,
@@ -323,27 +339,18 @@ impl Connection {
         send_timeout: Duration,
     ) -> Result<(), Option<Close>> {
         let span = tracing::info_span!("replay", server = %request.server, since = %request.since);
-        let outcome = replay::send(&self.state, &self.queue, request, sink, send_timeout)
+        let Ok(done) = replay::send(&self.state, &self.queue, request, sink, send_timeout)
             .instrument(span)
-            .await;
-        let frame = match outcome {
-            Ok(done) => {
-                self.queue.replayed(&request.server, done.until);
-                metrics::counter!("flick_gateway_ws_replayed_samples_total")
-                    .increment(done.samples);
-                replayed(request.server.as_str(), done.samples, done.until)
-            }
-            Err(ReplayError::Socket) => return Err(None),
-            Err(err) => {
-                tracing::warn!(server = %request.server, error = %err, "Cannot replay a subscription's since");
-                self.queue.replayed(&request.server, None);
-                error(
-                    id.as_ref(),
-                    Code::Internal,
-                    &format!("no replay: {err}; live samples follow"),
-                )
-            }
+            .await
+        else {
+            return Err(None);
         };
+        if let Some(cut) = &done.cut {
+            tracing::warn!(server = %request.server, reason = %cut, "A since replay stopped short");
+        }
+        self.queue.replayed(&request.server, done.until);
+        metrics::counter!("flick_gateway_ws_replayed_samples_total").increment(done.samples);
+        let frame = replayed(id.as_ref(), request.server.as_str(), &done);
         match tokio::time::timeout(send_timeout, sink.send(Message::Text(frame))).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(None),
@@ -548,6 +555,12 @@ impl Connection {
                 ));
             }
         };
+        if request
+            .since
+            .is_some_and(|since| since > chrono::Utc::now() + flick_shared::wire::MAX_FUTURE_SKEW)
+        {
+            return Err(error(id, Code::BadRequest, "data.since is in the future"));
+        }
         let Ok(server_id) = ServerId::parse(server) else {
             return Err(error(id, Code::NotFound, "server not found"));
         };
@@ -627,10 +640,19 @@ impl Connection {
                 "data.intervalMs must be 0 to 3600000",
             ));
         }
+        // Marked before the listing is read, so that a server created meanwhile asks for a
+        // re-check (which announces it) instead of being missed until the periodic one.
+        if !self.queue.watches_fleet() {
+            self.queue
+                .watch_fleet(Duration::from_millis(interval_ms), HashSet::new());
+        }
         let servers = match crate::api::servers::visible_servers(&self.state, user).await {
             Ok(servers) => servers,
             Err(err) => {
                 tracing::warn!(error = %err, "Cannot list a fleet subscriber's servers");
+                if self.fleet.is_none() {
+                    self.queue.unwatch_fleet();
+                }
                 return Err(error(id, Code::Internal, "internal error"));
             }
         };
@@ -767,13 +789,16 @@ impl FleetView {
             return Vec::new();
         }
         let mut frames = Vec::new();
-        while changes.added.len() > SERVERS_PER_FRAME || changes.changed.len() > SERVERS_PER_FRAME {
+        while changes.added.len() > SERVERS_PER_FRAME
+            || changes.changed.len() > SERVERS_PER_FRAME
+            || changes.removed.len() > SERVERS_PER_FRAME
+        {
             let part = ServerChanges {
                 initial,
                 complete: false,
                 added: take_front(&mut changes.added),
                 changed: take_front(&mut changes.changed),
-                removed: Vec::new(),
+                removed: take_front(&mut changes.removed),
             };
             frames.push(part.frame());
         }
@@ -783,7 +808,7 @@ impl FleetView {
     }
 }
 
-fn take_front(items: &mut Vec<Value>) -> Vec<Value> {
+fn take_front<T>(items: &mut Vec<T>) -> Vec<T> {
     let rest = items.split_off(items.len().min(SERVERS_PER_FRAME));
     std::mem::replace(items, rest)
 }

@@ -239,8 +239,8 @@ pub fn revoked(server: &str) -> Utf8Bytes {
     .into()
 }
 
-/// The end of a `since` replay: live samples follow.
-pub fn replayed(server: &str, samples: u64, until: Option<DateTime<Utc>>) -> Utf8Bytes {
+/// The end of a `since` replay (with the subscription's `id`): live samples follow.
+pub fn replayed(id: Option<&Value>, server: &str, done: &super::replay::Replayed) -> Utf8Bytes {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Replayed<'a> {
@@ -248,8 +248,18 @@ pub fn replayed(server: &str, samples: u64, until: Option<DateTime<Utc>>) -> Utf
         samples: u64,
         #[serde(with = "flick_shared::wire::timestamp::option")]
         until: Option<DateTime<Utc>>,
+        complete: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
     }
-    json!({ "type": "server_metrics.replayed", "data": Replayed { server_id: server, samples, until } })
+    let data = Replayed {
+        server_id: server,
+        samples: done.samples,
+        until: done.until,
+        complete: done.complete,
+        reason: done.cut.as_deref(),
+    };
+    json!({ "type": "server_metrics.replayed", "id": id, "data": data })
         .to_string()
         .into()
 }

@@ -171,8 +171,11 @@ export interface Replayed {
   serverId: string;
   /** How many samples were replayed. */
   samples: number;
-  /** The timestamp of the last replayed sample (null: none). */
+  /** The timestamp of the last sample the replay covered (null: none). */
   until: string | null;
+  /** False when the replay stopped short (a bound, or the stream not answering): `reason`. */
+  complete?: boolean;
+  reason?: string;
 }
 
 /** The `data` of a `fleet.servers` frame. */
