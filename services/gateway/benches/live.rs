@@ -99,10 +99,11 @@ async fn gateway_counter(http: &reqwest::Client, ops_port: u16, name: &str) -> f
         return f64::NAN;
     };
     let text = response.text().await.unwrap_or_default();
+    // Absent until first counted.
     text.lines()
         .filter(|line| line.starts_with(name))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .fold(0.0, |sum, n| sum + n)
 }
 
 /// Milliseconds since the first `"timestamp"` in `text`: found, not parsed as a whole, so that
@@ -260,6 +261,7 @@ async fn main() {
         let stop = Arc::new(AtomicBool::new(false));
         let publishing = Arc::new(AtomicBool::new(false));
         let mut watchers = vec![0u64; SERVERS];
+        let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut readers = Vec::with_capacity(clients);
         for (i, mut socket) in sockets.into_iter().enumerate() {
             for k in 0..WATCHED {
@@ -271,7 +273,7 @@ async fn main() {
                     .await
                     .unwrap();
             }
-            let stop = stop.clone();
+            let (stop, acked) = (stop.clone(), acked.clone());
             readers.push(tokio::spawn(async move {
                 let mut latencies: Vec<f32> = Vec::new();
                 let mut acks = 0;
@@ -287,6 +289,7 @@ async fn main() {
                                 }
                             } else if text.contains("\"type\":\"ack\"") {
                                 acks += 1;
+                                acked.fetch_add(1, Ordering::Relaxed);
                             }
                         }
                         Ok(Some(Ok(Message::Close(frame)))) => {
@@ -327,7 +330,13 @@ async fn main() {
             }
             latencies
         });
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Every subscription acknowledged before the first sample: a sample published before
+        // its subscription exists is not due to that client.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while acked.load(Ordering::Relaxed) < clients * WATCHED && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let publisher = tokio::spawn(publish_live(
             nats.clone(),
             subjects.clone(),

@@ -97,7 +97,7 @@ pub async fn run(
         let close = match close {
             Some(close) => {
                 let (mut sink, _) = socket.split();
-                send_close(&mut sink, &close).await;
+                Box::pin(send_close(&mut sink, &close)).await;
                 Some(close)
             }
             // Boxed, as the rarer steps inside it are: an async fn's future is as large as its
@@ -171,8 +171,7 @@ impl Connection {
         let (mut sink, mut stream) = socket.split();
         let settings = self.state.settings.clone();
         let auth_deadline = Instant::now() + Duration::from_millis(settings.ws_auth_timeout_ms);
-        let mut ping = tokio::time::interval(Duration::from_secs(settings.ws_ping_secs));
-        ping.reset();
+        let ping_every = Duration::from_secs(settings.ws_ping_secs);
         let send_timeout = Duration::from_millis(settings.ws_send_timeout_ms);
         let mut next_metric: Option<Instant> = None;
         // Reused between wake-ups: no allocation per batch of frames.
@@ -180,43 +179,46 @@ impl Connection {
         // Spread over the period so that thousands of connections do not query together.
         let recheck_every = Duration::from_secs(settings.ws_recheck_secs);
         let spread = recheck_every.mul_f64((self.id % 1000) as f64 / 1000.0);
-        let mut recheck =
-            tokio::time::interval_at(Instant::now() + recheck_every + spread, recheck_every);
-        // The futures every wake-up waits on live across wake-ups (pinned, reset when their time
-        // changes) rather than being made anew each time: a fresh shutdown future would lock the
-        // token every connection shares, a fresh sleep would enter the timer wheel, for each of
-        // thousands of connections' every frame.
+        // One timer for everything due at a time — the authentication deadline or the token's
+        // expiry, a held-back frame, the next ping, the periodic re-check — set to the earliest
+        // (each timer costs an idle connection a few hundred bytes). It and the shutdown future
+        // live across wake-ups (pinned, reset when the earliest time changes) rather than being
+        // made anew each time: a fresh shutdown future would lock the token every connection
+        // shares, a fresh sleep would enter the timer wheel, for each of thousands of
+        // connections' every frame.
+        let mut next_ping = Instant::now() + ping_every;
+        let mut next_recheck = Instant::now() + recheck_every + spread;
         let shutdown = self.state.shutdown.clone();
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
         let mut deadline_key = self.deadline_key();
-        let deadline = tokio::time::sleep_until(self.deadline_at(auth_deadline));
-        tokio::pin!(deadline);
-        let held = tokio::time::sleep_until(Instant::now());
-        tokio::pin!(held);
-        let mut held_until: Option<Instant> = None;
+        let mut deadline = self.deadline_at(auth_deadline);
+        let mut wake = deadline.min(next_ping).min(next_recheck);
+        let timer = tokio::time::sleep_until(wake);
+        tokio::pin!(timer);
         let close = loop {
             // The clock is read only when what the deadline depends on changed.
             if self.deadline_key() != deadline_key {
                 deadline_key = self.deadline_key();
-                deadline.as_mut().reset(self.deadline_at(auth_deadline));
+                deadline = self.deadline_at(auth_deadline);
             }
-            if next_metric != held_until {
-                held_until = next_metric;
-                if let Some(at) = held_until {
-                    held.as_mut().reset(at);
-                }
+            let earliest = [
+                Some(deadline),
+                next_metric,
+                Some(next_ping),
+                Some(next_recheck),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(deadline);
+            if earliest != wake {
+                wake = earliest;
+                timer.as_mut().reset(wake);
             }
             tokio::select! {
                 biased;
                 () = &mut cancelled => break Some(Close(close_code::AWAY, "the gateway is shutting down")),
-                () = &mut deadline => {
-                    break Some(if self.user.is_none() {
-                        Close(close_code::POLICY, "not authenticated within the time allowed")
-                    } else {
-                        Close(close_code::POLICY, "token expired; authenticate again before it expires")
-                    });
-                }
                 incoming = stream.next() => match incoming {
                     Some(Ok(Message::Text(text))) => {
                         self.last_heard = Instant::now();
@@ -270,20 +272,32 @@ impl Connection {
                         Box::pin(self.recheck_access()).await;
                     }
                 }
-                () = &mut held, if held_until.is_some() => held_until = None,
-                _ = recheck.tick() => {
-                    if let Some(close) = Box::pin(self.revalidate()).await {
-                        break Some(close);
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break Some(if self.user.is_none() {
+                            Close(close_code::POLICY, "not authenticated within the time allowed")
+                        } else {
+                            Close(close_code::POLICY, "token expired; authenticate again before it expires")
+                        });
                     }
-                    Box::pin(self.recheck_access()).await;
-                }
-                _ = ping.tick() => {
-                    if self.last_heard.elapsed() > Duration::from_secs(settings.ws_ping_secs * 3) {
-                        break Some(Close(close_code::AWAY, "no answer to pings"));
+                    if now >= next_recheck {
+                        next_recheck = now + recheck_every;
+                        if let Some(close) = Box::pin(self.revalidate()).await {
+                            break Some(close);
+                        }
+                        Box::pin(self.recheck_access()).await;
                     }
-                    if tokio::time::timeout(send_timeout, sink.send(Message::Ping(Default::default()))).await.map_or(true, |r| r.is_err()) {
-                        break Some(Close(close_code::AGAIN, "too slow"));
+                    if now >= next_ping {
+                        next_ping = now + ping_every;
+                        if self.last_heard.elapsed() > ping_every * 3 {
+                            break Some(Close(close_code::AWAY, "no answer to pings"));
+                        }
+                        if tokio::time::timeout(send_timeout, sink.send(Message::Ping(Default::default()))).await.map_or(true, |r| r.is_err()) {
+                            break Some(Close(close_code::AGAIN, "too slow"));
+                        }
                     }
+                    // A held-back frame that is due goes below, with the others.
                 }
             }
             if self.queue.overflowed() {
