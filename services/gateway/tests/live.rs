@@ -598,3 +598,58 @@ async fn a_server_given_away_or_deleted_stops_streaming_to_its_former_owner() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn an_admin_demoted_mid_stream_keeps_only_the_alerts_of_their_own_servers() {
+    let gw = Gateway::start().await;
+    let admin = gw.register("admin@example.com").await;
+    let ada = gw.register("ada@example.com").await;
+    gw.create_server(&ada.access, json!({ "id": "ada-1", "name": "ada's" }))
+        .await;
+    gw.create_server(&admin.access, json!({ "id": "own-1", "name": "own" }))
+        .await;
+    let nats = testkit::connect().await;
+    let mut socket = open(&gw, Some(&admin.access), None).await.expect("upgrade");
+    send(&mut socket, json!({ "type": "alerts.subscribe" })).await;
+    expect(&mut socket, "ack").await;
+    let publish_alert = |server: &'static str| {
+        let (nats, subjects) = (nats.clone(), gw.subjects.clone());
+        async move {
+            let event = alert_event(server, AlertSeverity::Warning, 85.0, 80.0);
+            nats.publish(
+                subjects.alerts(&event.server_id),
+                serde_json::to_vec(&event).expect("json").into(),
+            )
+            .await
+            .expect("publish");
+            nats.flush().await.expect("flush");
+        }
+    };
+    publish_alert("ada-1").await;
+    assert_eq!(
+        expect(&mut socket, "alert").await["data"]["serverId"],
+        "ada-1",
+        "an admin sees every server's alerts"
+    );
+
+    // Demoted by hand in the database: the notification re-checks the connection.
+    sqlx::query("UPDATE users SET role = 'user' WHERE id = $1::uuid")
+        .bind(&admin.user_id)
+        .execute(&gw.db.pool)
+        .await
+        .expect("demote");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    publish_alert("ada-1").await;
+    publish_alert("own-1").await;
+    let frame = next(&mut socket, Duration::from_secs(5))
+        .await
+        .expect("the own server's alert");
+    assert_eq!(frame["data"]["serverId"], "own-1", "{frame}");
+    assert!(
+        next(&mut socket, Duration::from_millis(700))
+            .await
+            .is_none(),
+        "nothing more"
+    );
+    gw.stop().await;
+}

@@ -381,7 +381,9 @@ impl Connection {
         };
         self.recheck_fleet(&user).await;
         let watched = self.queue.watched();
-        let alerts_limited = self.queue.alerts_limited();
+        // An admin's alerts are every server's; demoted since, only their own servers'.
+        let demoted = user.role != Role::Admin && self.queue.alerts_all();
+        let alerts_limited = self.queue.alerts_limited() || demoted;
         if watched.is_empty() && !alerts_limited {
             return;
         }
@@ -407,7 +409,9 @@ impl Connection {
                 return;
             }
         };
-        if alerts_limited {
+        if demoted {
+            self.queue.set_alerts(AlertScope::Servers(visible.clone()));
+        } else if alerts_limited {
             self.queue.narrow_alerts(&visible);
         }
         for server in watched.iter().filter(|s| !visible.contains(*s)) {

@@ -279,6 +279,11 @@ impl ClientQueue {
         matches!(self.lock().alerts, AlertScope::Servers(_))
     }
 
+    /// Whether this client receives every server's alerts (it subscribed as an admin).
+    pub fn alerts_all(&self) -> bool {
+        matches!(self.lock().alerts, AlertScope::All)
+    }
+
     pub fn overflowed(&self) -> bool {
         self.lock().overflowed
     }
