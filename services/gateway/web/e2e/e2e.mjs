@@ -240,8 +240,13 @@ try {
     await row.getByRole('button', { name: 'Send test' }).click();
     const deliveries = page.locator('tr[data-deliveries-of="team chat"]');
     // The channel also receives the simulated fleet's backlog of transitions: on a loaded
-    // machine the test notice may wait behind them.
-    await deliveries.locator('li[data-status="delivered"] li[data-outcome="delivered"]').waitFor({ timeout: 60_000 });
+    // machine the test notice may wait behind them, and theirs are listed beside it (the test
+    // notice is the one marked "(test)").
+    await deliveries
+      .locator('li[data-status="delivered"]', { hasText: '(test)' })
+      .locator('li[data-outcome="delivered"]')
+      .first()
+      .waitFor({ timeout: 60_000 });
     assert(
       received.some((r) => r.path === `/services/T0E2E/B0E2E/${SLACK_TOKEN}`),
       `the receiver got the test at the full URL: ${JSON.stringify(received.map((r) => r.path))}`,
