@@ -89,6 +89,20 @@ async fn publish_live(
     published
 }
 
+/// The upgrade request of a client authenticated by its bearer header.
+fn ws_request(
+    port: u16,
+    token: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut request = format!("ws://127.0.0.1:{port}/api/v1/ws")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
 /// A counter of the gateway's `/metrics` (its operations listener).
 async fn gateway_counter(http: &reqwest::Client, ops_port: u16, name: &str) -> f64 {
     let Ok(response) = http
@@ -231,12 +245,7 @@ async fn main() {
         for chunk_start in (0..clients).step_by(250) {
             let mut opening = Vec::new();
             for _ in chunk_start..(chunk_start + 250).min(clients) {
-                let mut request = format!("ws://127.0.0.1:{port}/api/v1/ws")
-                    .into_client_request()
-                    .unwrap();
-                request
-                    .headers_mut()
-                    .insert("authorization", format!("Bearer {token}").parse().unwrap());
+                let request = ws_request(port, &token);
                 opening.push(tokio::spawn(async move {
                     tokio_tungstenite::connect_async(request)
                         .await
@@ -417,13 +426,9 @@ async fn fleet_stage(
     let stop = Arc::new(AtomicBool::new(false));
     let mut readers = Vec::new();
     for _ in 0..DASHBOARDS {
-        let mut request = format!("ws://127.0.0.1:{port}/api/v1/ws")
-            .into_client_request()
+        let (mut socket, _) = tokio_tungstenite::connect_async(ws_request(port, token))
+            .await
             .unwrap();
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
         socket
             .send(Message::text(
                 json!({ "type": "fleet.subscribe", "data": { "intervalMs": 1000 } }).to_string(),

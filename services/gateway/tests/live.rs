@@ -16,24 +16,11 @@ use flick_shared::wire::{AlertEvent, AlertSeverity, AlertState, MetricSample, Se
 use reqwest::Method;
 
 fn sample(server: &str, cpu: f64) -> MetricSample {
-    MetricSample::minimal(
-        ServerId::parse(server).expect("id"),
-        flick_collector::now_millis(),
-        cpu,
-        40.0,
-        50.0,
-        1024,
-    )
+    common::sample_at(server, flick_collector::now_millis(), cpu)
 }
 
 async fn publish(client: &async_nats::Client, gw: &Gateway, sample: &MetricSample) {
-    client
-        .publish(
-            gw.subjects.metrics(&sample.server_id),
-            serde_json::to_vec(sample).expect("json").into(),
-        )
-        .await
-        .expect("publish");
+    common::publish_sample(client, gw, sample).await;
     client.flush().await.expect("flush");
 }
 

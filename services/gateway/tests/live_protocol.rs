@@ -12,33 +12,11 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use common::Gateway;
 use common::ws::{Socket, closed, expect, next, open, send};
+use common::{Gateway, publish_sample as publish, sample_at};
 use flick_shared::subjects::StreamKind;
 use flick_shared::testkit;
-use flick_shared::wire::{MetricSample, ServerId};
 use reqwest::Method;
-
-fn sample_at(server: &str, at: DateTime<Utc>, cpu: f64) -> MetricSample {
-    MetricSample::minimal(
-        ServerId::parse(server).expect("id"),
-        at,
-        cpu,
-        40.0,
-        50.0,
-        1024,
-    )
-}
-
-async fn publish(client: &async_nats::Client, gw: &Gateway, sample: &MetricSample) {
-    client
-        .publish(
-            gw.subjects.metrics(&sample.server_id),
-            serde_json::to_vec(sample).expect("json").into(),
-        )
-        .await
-        .expect("publish");
-}
 
 /// A socket authenticated by its first message, and the `auth` ack.
 async fn authenticated(gw: &Gateway, token: &str) -> (Socket, Value) {

@@ -28,6 +28,22 @@ struct Topic {
     task: JoinHandle<()>,
 }
 
+impl Topic {
+    fn add(&self, id: u64, queue: Arc<ClientQueue>) {
+        self.clients
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, queue);
+    }
+
+    /// Removes a client; `true` when none is left (the subscription should go).
+    fn remove(&self, id: u64) -> bool {
+        let mut clients = self.clients.write().unwrap_or_else(|p| p.into_inner());
+        clients.remove(&id);
+        clients.is_empty()
+    }
+}
+
 #[derive(Debug)]
 pub struct Hub {
     nats: Client,
@@ -128,22 +144,14 @@ impl Hub {
             .unwrap_or_else(|p| p.into_inner())
             .get(server)
         {
-            topic
-                .clients
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id, queue);
+            topic.add(id, queue);
             return Ok(());
         }
         let subscription = self.subscribe(self.subjects.metrics(server)).await?;
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(topic) = topics.get(server) {
             // Another client subscribed meanwhile: use its subscription, drop ours.
-            topic
-                .clients
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id, queue);
+            topic.add(id, queue);
             return Ok(());
         }
         let clients: Clients = Arc::new(RwLock::new(HashMap::from([(id, queue)])));
@@ -181,11 +189,7 @@ impl Hub {
         queue: Arc<ClientQueue>,
     ) -> Result<(), async_nats::SubscribeError> {
         if let Some(topic) = &*self.fleet.lock().unwrap_or_else(|p| p.into_inner()) {
-            topic
-                .clients
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id, queue);
+            topic.add(id, queue);
             return Ok(());
         }
         let subscription = self
@@ -193,11 +197,7 @@ impl Hub {
             .await?;
         let mut fleet = self.fleet.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(topic) = &*fleet {
-            topic
-                .clients
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id, queue);
+            topic.add(id, queue);
             return Ok(());
         }
         let clients: Clients = Arc::new(RwLock::new(HashMap::from([(id, queue)])));
@@ -214,11 +214,7 @@ impl Hub {
     /// Removes a fleet subscriber, unsubscribing if it was the last.
     pub fn unwatch_fleet(&self, id: u64) {
         let mut fleet = self.fleet.lock().unwrap_or_else(|p| p.into_inner());
-        let empty = fleet.as_ref().is_some_and(|topic| {
-            let mut clients = topic.clients.write().unwrap_or_else(|p| p.into_inner());
-            clients.remove(&id);
-            clients.is_empty()
-        });
+        let empty = fleet.as_ref().is_some_and(|topic| topic.remove(id));
         if empty && let Some(topic) = fleet.take() {
             topic.task.abort();
             metrics::gauge!("flick_gateway_ws_subscriptions").decrement(1.0);
@@ -237,11 +233,7 @@ impl Hub {
     /// Removes a client from a server's subscription, unsubscribing if it was the last.
     pub fn unwatch(&self, server: &ServerId, id: u64) {
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
-        let empty = topics.get(server).is_some_and(|topic| {
-            let mut clients = topic.clients.write().unwrap_or_else(|p| p.into_inner());
-            clients.remove(&id);
-            clients.is_empty()
-        });
+        let empty = topics.get(server).is_some_and(|topic| topic.remove(id));
         if empty && let Some(topic) = topics.remove(server) {
             topic.task.abort();
             metrics::gauge!("flick_gateway_ws_subscriptions").decrement(1.0);

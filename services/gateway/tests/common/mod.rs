@@ -177,3 +177,34 @@ impl From<Value> for Session {
 pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("")
 }
+
+/// A minimal sample of `server` taken at `at`.
+pub fn sample_at(
+    server: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    cpu: f64,
+) -> flick_shared::wire::MetricSample {
+    flick_shared::wire::MetricSample::minimal(
+        flick_shared::wire::ServerId::parse(server).expect("id"),
+        at,
+        cpu,
+        40.0,
+        50.0,
+        1024,
+    )
+}
+
+/// Publishes `sample` on its subject (not flushed: the caller flushes once after a batch).
+pub async fn publish_sample(
+    client: &async_nats::Client,
+    gw: &Gateway,
+    sample: &flick_shared::wire::MetricSample,
+) {
+    client
+        .publish(
+            gw.subjects.metrics(&sample.server_id),
+            serde_json::to_vec(sample).expect("json").into(),
+        )
+        .await
+        .expect("publish");
+}
