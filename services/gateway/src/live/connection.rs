@@ -60,9 +60,10 @@ struct Connection {
     fleet: Option<FleetView>,
 }
 
-fn limiter(per_second: u32) -> DefaultDirectRateLimiter {
-    let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-    let burst = NonZeroU32::new(per_second.max(1).saturating_mul(2)).unwrap_or(NonZeroU32::MIN);
+/// The client-message budget the `auth` ack advertises (one computation for both).
+fn limiter(limits: &Limits) -> DefaultDirectRateLimiter {
+    let rate = NonZeroU32::new(limits.messages_per_second).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(limits.message_burst).unwrap_or(NonZeroU32::MIN);
     DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
 }
 
@@ -80,7 +81,7 @@ pub async fn run(
     let queue = Arc::new(ClientQueue::new(state.settings.ws_max_queued));
     let mut connection = Connection {
         id,
-        limiter: limiter(state.settings.ws_messages_per_second),
+        limiter: limiter(&Limits::of(&state.settings)),
         queue,
         slot,
         user: None,
