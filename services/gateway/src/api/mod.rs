@@ -18,9 +18,11 @@ mod ops;
 mod page;
 mod preview;
 mod processes;
+mod prometheus;
 pub mod servers;
 mod silences;
 mod thresholds;
+mod tokens;
 
 use axum::Router;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -77,6 +79,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(notifications::router())
         .merge(enrollments::router())
         .merge(logs::router())
+        .merge(tokens::router())
+        .merge(prometheus::router())
         .merge(crate::live::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)

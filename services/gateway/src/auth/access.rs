@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -23,6 +24,7 @@ use flick_shared::shutdown::CancellationToken;
 use flick_shared::wire::ServerId;
 
 use super::Role;
+use super::api_token::{self, Presented, Scopes};
 use crate::error::ApiError;
 
 /// The channel the triggers of the `sessions` migration notify.
@@ -35,31 +37,119 @@ struct Entry {
     role: Option<Role>,
 }
 
-/// The cache of account and session checks.
+/// What an API token grants, as its row and its owner's account say now.
+#[derive(Debug, Clone, Copy)]
+pub struct Grant {
+    pub user: Uuid,
+    pub role: Role,
+    pub scopes: Scopes,
+    secret_hash: [u8; 32],
+    expires_at: Option<DateTime<Utc>>,
+    /// When the row last recorded a use (as far as this gateway knows).
+    last_used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TokenEntry {
+    checked_at: Instant,
+    /// `None`: refused (no such token, revoked, or its owner is disabled).
+    grant: Option<Grant>,
+}
+
+/// How often a token's last use is written: a scraper every 15 s costs one UPDATE a minute.
+const LAST_USE_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
+/// The cache of account, session and API token checks.
 #[derive(Debug)]
 pub struct Access {
     entries: Mutex<HashMap<(Uuid, Uuid), Entry>>,
+    tokens: Mutex<HashMap<Uuid, TokenEntry>>,
     ttl: Duration,
 }
 
 /// What a `flick_access` notification names.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct Change {
     pub user: Option<Uuid>,
     pub session: Option<Uuid>,
     pub server: Option<String>,
+    /// An API token revoked, re-scoped or deleted.
+    pub token: Option<Uuid>,
 }
 
 impl Access {
     pub fn new(ttl: Duration) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
             ttl,
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Uuid, Uuid), Entry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, TokenEntry>> {
+        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What the token `presented` grants: 401 if it is unknown, revoked, expired, its secret
+    /// is wrong or its owner disabled; 503 if the database cannot tell. The row is cached as
+    /// sessions are; the secret is checked against it on every request.
+    pub async fn check_token(
+        &self,
+        pool: &PgPool,
+        presented: &Presented,
+    ) -> Result<Grant, ApiError> {
+        let cached = self
+            .lock_tokens()
+            .get(&presented.id)
+            .copied()
+            .filter(|entry| entry.checked_at.elapsed() < self.ttl);
+        let grant = match cached {
+            Some(entry) => entry.grant,
+            None => {
+                let grant = lookup_token(pool, presented.id).await.map_err(|err| {
+                    tracing::warn!(error = %err, "Cannot check an API token");
+                    ApiError::Unavailable("cannot check the token now; retry".into())
+                })?;
+                self.lock_tokens().insert(
+                    presented.id,
+                    TokenEntry {
+                        checked_at: Instant::now(),
+                        grant,
+                    },
+                );
+                grant
+            }
+        };
+        let refused = || ApiError::Unauthorized("invalid, expired or revoked API token".into());
+        let grant = grant.ok_or_else(refused)?;
+        if !api_token::same_hash(&grant.secret_hash, &presented.secret_hash) {
+            return Err(refused());
+        }
+        if grant.expires_at.is_some_and(|at| at <= Utc::now()) {
+            return Err(refused());
+        }
+        Ok(grant)
+    }
+
+    /// Whether this use of token `id` should be written down (none written for a minute);
+    /// counts it as written.
+    pub fn note_token_use(&self, id: Uuid) -> bool {
+        let now = Utc::now();
+        let mut tokens = self.lock_tokens();
+        let Some(grant) = tokens.get_mut(&id).and_then(|e| e.grant.as_mut()) else {
+            return false;
+        };
+        let due = grant
+            .last_used_at
+            .is_none_or(|at| now - at >= LAST_USE_EVERY);
+        if due {
+            grant.last_used_at = Some(now);
+        }
+        due
     }
 
     /// The role of `user` if the account exists, is enabled and `session` is open: 401 if not,
@@ -94,10 +184,17 @@ impl Access {
 
     /// Forgets what is cached about what `change` names.
     pub fn forget(&self, change: &Change) {
-        let mut entries = self.lock();
+        if let Some(token) = change.token {
+            self.lock_tokens().remove(&token);
+        }
         match (change.user, change.session) {
-            (_, Some(session)) => entries.retain(|(_, s), _| *s != session),
-            (Some(user), None) => entries.retain(|(u, _), _| *u != user),
+            (_, Some(session)) => self.lock().retain(|(_, s), _| *s != session),
+            (Some(user), None) => {
+                self.lock().retain(|(u, _), _| *u != user);
+                // A disabled or demoted owner: their tokens change with them.
+                self.lock_tokens()
+                    .retain(|_, entry| entry.grant.is_none_or(|g| g.user != user));
+            }
             (None, None) => {}
         }
     }
@@ -105,6 +202,7 @@ impl Access {
     /// Forgets everything (notifications may have been missed).
     pub fn forget_all(&self) {
         self.lock().clear();
+        self.lock_tokens().clear();
     }
 
     /// Drops expired entries (bounded memory).
@@ -112,6 +210,55 @@ impl Access {
         let ttl = self.ttl;
         self.lock()
             .retain(|_, entry| entry.checked_at.elapsed() < ttl);
+        self.lock_tokens()
+            .retain(|_, entry| entry.checked_at.elapsed() < ttl);
+    }
+}
+
+async fn lookup_token(pool: &PgPool, id: Uuid) -> Result<Option<Grant>, sqlx::Error> {
+    type Row = (
+        Uuid,
+        String,
+        Vec<String>,
+        Vec<u8>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT t.user_id, u.role, t.scopes, t.secret_hash, t.expires_at, t.last_used_at
+         FROM api_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.id = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(
+        row.and_then(|(user, role, scopes, hash, expires_at, last_used_at)| {
+            Some(Grant {
+                user,
+                role: Role::parse(&role)?,
+                scopes: Scopes::parse(&scopes)?,
+                secret_hash: hash.try_into().ok()?,
+                expires_at,
+                last_used_at,
+            })
+        }),
+    )
+}
+
+/// Writes down that token `id` was used now from `ip` (at most once a minute, whichever
+/// gateway saw the use); a failure is logged, never the request's.
+pub async fn record_token_use(pool: PgPool, id: Uuid, ip: std::net::IpAddr) {
+    let result = sqlx::query(
+        "UPDATE api_tokens SET last_used_at = now(), last_used_ip = $2
+         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+    )
+    .bind(id)
+    .bind(ip.to_string())
+    .execute(&pool)
+    .await;
+    if let Err(err) = result {
+        tracing::warn!(error = %err, token = %id, "Cannot record an API token's use");
     }
 }
 

@@ -2,9 +2,10 @@
 //! token into the caller.
 
 pub mod access;
+pub mod api_token;
 pub mod cookie;
 pub mod password;
 pub mod tokens;
 pub mod user;
 
-pub use user::{CurrentUser, Role};
+pub use user::{CurrentUser, Role, Via};

@@ -1,14 +1,17 @@
-//! The caller, from `Authorization: Bearer <access token>`.
+//! The caller, from `Authorization: Bearer <access token>` (a session's JWT) or
+//! `Authorization: Bearer flk_…` (an API token, narrowed to the route's scope).
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::access;
+use super::api_token::{self, Needs, Presented};
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, ClientIp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -35,13 +38,22 @@ impl Role {
 }
 
 /// An authenticated caller. Extracting it checks the token, the caller's request budget, then
-/// that the account and the session still stand (the role is the account's current one).
+/// that the account and the session (or the API token) still stand: the role is the
+/// account's current one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CurrentUser {
     pub id: Uuid,
     pub role: Role,
-    /// The session the token belongs to.
-    pub session: Uuid,
+    pub via: Via,
+}
+
+/// What the caller authenticated with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A signed-in session's access token.
+    Session(Uuid),
+    /// An API token, allowed the request's scope.
+    Token(Uuid),
 }
 
 impl CurrentUser {
@@ -80,6 +92,9 @@ impl FromRequestParts<AppState> for CurrentUser {
     ) -> Result<Self, Self::Rejection> {
         let token =
             bearer(parts).ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
+        if let Some(presented) = api_token::parse(token) {
+            return Box::pin(from_api_token(parts, state, presented)).await;
+        }
         let claims = state
             .jwt
             .verify(token)
@@ -92,7 +107,60 @@ impl FromRequestParts<AppState> for CurrentUser {
         Ok(CurrentUser {
             id: claims.sub,
             role,
-            session: claims.sid,
+            via: Via::Session(claims.sid),
         })
     }
+}
+
+/// The owner of API token `presented`, if it stands and its scopes allow this request. A
+/// refused token counts against the client's sign-in budget, as a wrong password does.
+async fn from_api_token(
+    parts: &mut Parts,
+    state: &AppState,
+    presented: Presented,
+) -> Result<CurrentUser, ApiError> {
+    let ClientIp(ip) = match ClientIp::from_request_parts(parts, state).await {
+        Ok(ip) => ip,
+        Err(never) => match never {},
+    };
+    let grant = match state.access.check_token(&state.pool, &presented).await {
+        Ok(grant) => grant,
+        Err(err @ ApiError::Unauthorized(_)) => {
+            state.limits.check_auth(ip)?;
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    };
+    let path = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map_or_else(|| parts.uri.path(), MatchedPath::as_str);
+    match api_token::needed(&parts.method, path) {
+        Needs::Session => {
+            return Err(ApiError::Forbidden(
+                "an API token cannot manage tokens or sign-ins; sign in to do this".into(),
+            ));
+        }
+        Needs::Scope(scope) if !grant.scopes.allow(scope) => {
+            return Err(ApiError::Forbidden(format!(
+                "this API token's scopes ({}) do not allow this request: it needs `{}`",
+                grant.scopes.names().join(", "),
+                scope.as_str()
+            )));
+        }
+        Needs::Scope(_) => {}
+    }
+    state.limits.check_user(grant.user)?;
+    if state.access.note_token_use(presented.id) {
+        tokio::spawn(access::record_token_use(
+            state.pool.clone(),
+            presented.id,
+            ip,
+        ));
+    }
+    Ok(CurrentUser {
+        id: grant.user,
+        role: grant.role,
+        via: Via::Token(presented.id),
+    })
 }

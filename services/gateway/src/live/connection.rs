@@ -25,7 +25,7 @@ use super::protocol::{
 use super::queue::{AlertScope, ClientQueue};
 use super::replay::{self, Replay, Sink};
 use crate::auth::tokens::Claims;
-use crate::auth::{CurrentUser, Role};
+use crate::auth::{CurrentUser, Role, Via};
 use crate::limits::SocketSlot;
 use crate::state::AppState;
 
@@ -132,7 +132,7 @@ impl Connection {
         self.user = Some(CurrentUser {
             id: claims.sub,
             role,
-            session: claims.sid,
+            via: Via::Session(claims.sid),
         });
         self.expires_at = claims.exp;
         if first {
@@ -146,10 +146,14 @@ impl Connection {
     /// database cannot answer, the connection stays (an outage should not cut every stream).
     async fn revalidate(&mut self) -> Option<Close> {
         let user = self.user.as_mut()?;
+        // The live socket authenticates with a session's access token only.
+        let Via::Session(session) = user.via else {
+            return None;
+        };
         match self
             .state
             .access
-            .check(&self.state.pool, user.id, user.session)
+            .check(&self.state.pool, user.id, session)
             .await
         {
             Ok(role) => {
