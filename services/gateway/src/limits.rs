@@ -108,6 +108,14 @@ impl Limits {
             .map_err(|not_until| self.refused(not_until))
     }
 
+    /// One refused API token from `ip`: its address's sign-in budget only, so a flood of forged
+    /// tokens locks out its sender, not everyone's logins.
+    pub fn check_refused_token(&self, ip: IpAddr) -> Result<(), ApiError> {
+        self.auth
+            .check_key(&client_key(ip))
+            .map_err(|not_until| self.refused(not_until))
+    }
+
     /// One refresh from `ip`.
     pub fn check_refresh(&self, ip: IpAddr) -> Result<(), ApiError> {
         self.refresh

@@ -375,6 +375,23 @@ async fn a_scrape_token_reads_the_exposition_only_and_no_token_writes_beyond_its
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     let (status, _) = send(&gw, Method::GET, "/api/v1/prometheus", "flk_nonsense", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Guessing spends the address's sign-in budget (a burst of 5), then 429; a real token from
+    // the same address still works.
+    let mut refused = Vec::new();
+    for _ in 0..5 {
+        refused.push(
+            send(&gw, Method::GET, "/api/v1/prometheus", &forged, None)
+                .await
+                .0,
+        );
+    }
+    assert_eq!(
+        refused.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{refused:?}"
+    );
+    let (status, _) = send(&gw, Method::GET, "/api/v1/prometheus", &scrape, None).await;
+    assert_eq!(status, StatusCode::OK);
 
     // Bad requests name what is wrong.
     for (body, why) in [

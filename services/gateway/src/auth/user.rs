@@ -126,7 +126,7 @@ async fn from_api_token(
     let grant = match state.access.check_token(&state.pool, &presented).await {
         Ok(grant) => grant,
         Err(err @ ApiError::Unauthorized(_)) => {
-            state.limits.check_auth(ip)?;
+            state.limits.check_refused_token(ip)?;
             return Err(err);
         }
         Err(err) => return Err(err),
