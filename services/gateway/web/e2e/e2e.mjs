@@ -84,13 +84,17 @@ try {
     if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) errors.push(m.text());
   });
   const tokensInUrls = [];
+  // A credential in a URL: a `token` parameter or path, or an API token itself. The API tokens
+  // page and its API (`/tokens`, `/api/v1/tokens/{id}`) name tokens without holding one.
+  const tokenInUrl = (url) =>
+    /flk_[0-9a-f]{32}_/i.test(url) || /token/i.test(url.replace(/^(\w+:\/\/[^/]+)\/(api\/v1\/)?tokens(\/[0-9a-f-]{36})?(?=$|[?#])/i, '$1'));
   page.on('request', (r) => {
-    if (/token/i.test(r.url())) tokensInUrls.push(r.url());
+    if (tokenInUrl(r.url())) tokensInUrls.push(r.url());
   });
   // Servers the fleet subscription announced (`fleet.servers` frames' `added`), by id.
   const announced = new Set();
   page.on('websocket', (ws) => {
-    if (/token/i.test(ws.url())) tokensInUrls.push(ws.url());
+    if (tokenInUrl(ws.url())) tokensInUrls.push(ws.url());
     ws.on('framereceived', ({ payload }) => {
       if (typeof payload !== 'string' || !payload.includes('"fleet.servers"')) return;
       const frame = JSON.parse(payload);
@@ -478,6 +482,38 @@ try {
     await waitFor('points after the renewal', async () => (await cpuPoints(page)) >= before + 3, 15_000);
     const state = await page.locator('.connection').getAttribute('data-state');
     assert(state === 'open', `the socket is ${state}`);
+  });
+
+  await step('an API token made on the tokens page scrapes /api/v1/prometheus, and is refused once revoked', async () => {
+    await page.getByRole('link', { name: 'API tokens' }).click();
+    await page.waitForURL(/\/tokens$/);
+    const form = page.getByRole('form', { name: 'New API token' });
+    await form.getByLabel('Name').fill('prometheus');
+    await form.getByRole('checkbox', { name: /^metrics:scrape/ }).check();
+    await form.getByLabel('Expires').selectOption('30d');
+    await form.getByRole('button', { name: 'Create token' }).click();
+    const created = page.locator('[data-created="prometheus"]');
+    await created.waitFor();
+    const token = ((await created.locator('[data-secret="token"]').textContent()) ?? '').trim();
+    assert(/^flk_[0-9a-f]{32}_[\w-]+$/.test(token), `the token shown: ${token}`);
+    const config = (await created.locator('[data-secret="scrape-config"]').textContent()) ?? '';
+    assert(
+      config.includes(`credentials: ${token}`) && config.includes(`targets: ['${new URL(stack.url).host}']`),
+      `the scrape_config shown: ${config}`,
+    );
+    const row = page.locator('tr[data-token-name="prometheus"]');
+    await row.waitFor();
+    assert(((await row.textContent()) ?? '').includes(token.slice(0, 12)), 'the row shows the token\'s hint');
+    const scrape = () => fetch(`${stack.url}/api/v1/prometheus`, { headers: { authorization: `Bearer ${token}` } });
+    const ok = await scrape();
+    const text = await ok.text();
+    assert(ok.status === 200 && text.includes('flick_cpu_usage_ratio'), `the scrape: ${ok.status} ${text.slice(0, 300)}`);
+    await row.getByRole('button', { name: 'Revoke', exact: true }).click();
+    await row.getByRole('button', { name: 'Revoke now' }).click();
+    await row.waitFor({ state: 'detached', timeout: 10_000 });
+    await created.waitFor({ state: 'detached' });
+    const refused = await scrape();
+    assert(refused.status === 401, `a revoked token's scrape: ${refused.status}`);
   });
 
   await step('sign out', async () => {

@@ -4,6 +4,9 @@ import { accessToken, refresh, session, signOut } from './auth';
 import { ApiError, type Query, request } from './http';
 import type {
   Alert,
+  ApiToken,
+  CreatedApiToken,
+  NewApiToken,
   Channel,
   NewChannel,
   NewSilence,
@@ -127,6 +130,9 @@ export const api = {
   silences: (expired = false) => authed<Silence[]>('GET', '/silences', expired ? { expired: 'true' } : undefined),
   createSilence: (body: NewSilence) => authed<Silence>('POST', '/silences', undefined, body),
   endSilence: (id: string) => authed<void>('DELETE', `/silences/${encodeURIComponent(id)}`),
+  tokens: () => authed<ApiToken[]>('GET', '/tokens'),
+  createToken: (body: NewApiToken) => authed<CreatedApiToken>('POST', '/tokens', undefined, body),
+  revokeToken: (id: string) => authed<void>('DELETE', `/tokens/${encodeURIComponent(id)}`),
 };
 
 /** Every page of a cursor-paged list, up to `maxPages`. */

@@ -13,6 +13,7 @@ import { LoginPage } from './pages/Login';
 import { LogsPage } from './pages/Logs';
 import { ServerPage } from './pages/Server';
 import { SilencesPage } from './pages/Silences';
+import { TokensPage } from './pages/Tokens';
 import { navigate, useRoute } from './router';
 import { fleet } from './stores/fleet';
 
@@ -62,6 +63,7 @@ function Header({ s, route }: { s: StoredSession; route: string }) {
         )}
         {link('/silences', 'silences', 'Silences')}
         {link('/logs', 'logs', 'Logs')}
+        {link('/tokens', 'tokens', 'API tokens')}
         {s.user.role === 'admin' ? link('/admin', 'admin', 'Admin') : null}
       </nav>
       <Connection />
@@ -122,6 +124,7 @@ export function App() {
       alerts: 'Alerts',
       silences: 'Silences',
       logs: 'Logs',
+      tokens: 'API tokens',
       admin: 'Admin',
       login: 'Sign in',
       register: 'Create an account',
@@ -162,6 +165,9 @@ export function App() {
       break;
     case 'logs':
       page = <LogsPage />;
+      break;
+    case 'tokens':
+      page = <TokensPage />;
       break;
     case 'admin':
       page = s.user.role === 'admin' ? <AdminPage /> : <NotFound />;

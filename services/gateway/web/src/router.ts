@@ -4,7 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 
 export interface Route {
-  name: 'fleet' | 'server' | 'alerts' | 'silences' | 'logs' | 'admin' | 'login' | 'register' | 'missing';
+  name: 'fleet' | 'server' | 'alerts' | 'silences' | 'logs' | 'tokens' | 'admin' | 'login' | 'register' | 'missing';
   params: Record<string, string>;
   path: string;
   query: URLSearchParams;
@@ -16,6 +16,7 @@ const PATTERNS: [Route['name'], RegExp][] = [
   ['alerts', /^\/alerts$/],
   ['silences', /^\/silences$/],
   ['logs', /^\/logs$/],
+  ['tokens', /^\/tokens$/],
   ['admin', /^\/admin$/],
   ['login', /^\/login$/],
   ['register', /^\/register$/],

@@ -366,6 +366,35 @@ export interface NewSilence {
   comment?: string;
 }
 
+/** What an API token may do: every read, every change, log writing only, Prometheus scraping only. */
+export type TokenScope = 'read' | 'write' | 'write:logs' | 'metrics:scrape';
+
+/** `GET /tokens`: one of the caller's live API tokens (the secret is never shown again). */
+export interface ApiToken {
+  id: string;
+  name: string;
+  scopes: TokenScope[];
+  createdAt: string;
+  /** `null`: until revoked. */
+  expiresAt: string | null;
+  /** Recorded at most once a minute. */
+  lastUsedAt: string | null;
+  lastUsedIp: string | null;
+  /** The token's first characters (`flk_1a2b3c4d…`). */
+  hint: string;
+}
+
+export interface NewApiToken {
+  name: string;
+  scopes: TokenScope[];
+  expiresAt?: string | null;
+}
+
+/** An API token just created: `token` (`flk_<id>_<secret>`) is shown this once. */
+export interface CreatedApiToken extends ApiToken {
+  token: string;
+}
+
 export interface DeliveryAttempt {
   attempt: number;
   at: string;
