@@ -4,15 +4,23 @@
 //! With TimescaleDB, buckets of a minute or more are read from the `metrics_1m` aggregate and
 //! buckets of an hour or more from `metrics_1h` (sums and counts, so the means are exact); on
 //! plain PostgreSQL, from the raw rows with `date_bin`.
+//!
+//! `format=csv` gives the same points as a CSV file, streamed (see [`super::csv`]): one row a
+//! point, the columns of [`Point`] flattened, and the answer's other fields as headers
+//! (`X-Bucket-Secs`, `X-Source`, `X-From`, `X-To`).
 
 use axum::extract::{Path, Query, State};
-use chrono::{DateTime, Utc};
+use axum::http::{HeaderMap, HeaderName};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgRow;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::visible_server;
+use super::csv::{self, Format};
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -41,6 +49,10 @@ pub struct HistoryQuery {
     /// size giving at most ~1,000 points. One giving more than 10,000 points is raised to the
     /// smallest round size that does not.
     pub bucket: Option<String>,
+    /// `json` (default) or `csv`: the points as a CSV file, one row a point. Without it,
+    /// `Accept: text/csv` asks for CSV too.
+    #[param(inline, value_type = Option<Format>)]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,6 +76,64 @@ pub struct Point {
     pub network_rx: Option<f64>,
     pub network_tx: Option<f64>,
     pub load1: Option<f64>,
+}
+
+impl<'r> sqlx::FromRow<'r, PgRow> for Point {
+    /// A row of [`RAW`], [`MINUTE`] or [`HOUR`].
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row as _;
+        let stat = |i: usize| -> Result<Stat, sqlx::Error> {
+            Ok(Stat {
+                avg: row.try_get(i)?,
+                min: row.try_get(i + 1)?,
+                max: row.try_get(i + 2)?,
+            })
+        };
+        Ok(Point {
+            t: row.try_get(0)?,
+            samples: row.try_get(1)?,
+            cpu: stat(2)?,
+            memory: stat(5)?,
+            disk: stat(8)?,
+            network: stat(11)?,
+            network_rx: row.try_get(14)?,
+            network_tx: row.try_get(15)?,
+            load1: row.try_get(16)?,
+        })
+    }
+}
+
+impl csv::Row for Point {
+    const COLUMNS: &'static [&'static str] = &[
+        "t",
+        "samples",
+        "cpuAvg",
+        "cpuMin",
+        "cpuMax",
+        "memoryAvg",
+        "memoryMin",
+        "memoryMax",
+        "diskAvg",
+        "diskMin",
+        "diskMax",
+        "networkAvg",
+        "networkMin",
+        "networkMax",
+        "networkRx",
+        "networkTx",
+        "load1",
+    ];
+
+    fn write(&self, record: &mut csv::Record<'_>) {
+        record.time(Some(self.t)).integer(self.samples);
+        for stat in [&self.cpu, &self.memory, &self.disk, &self.network] {
+            record.number(stat.avg).number(stat.min).number(stat.max);
+        }
+        record
+            .number(self.network_rx)
+            .number(self.network_tx)
+            .number(self.load1);
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -213,10 +283,19 @@ const HOUR: &str = "SELECT time_bucket($1::interval, bucket) AS t, sum(samples):
     FROM metrics_1h WHERE server_id = $2 AND bucket >= $3 AND bucket < $4
     GROUP BY 1 ORDER BY 1";
 
-/// Time-bucketed averages, minima and maxima of a server's headline figures.
+/// Time-bucketed averages, minima and maxima of a server's headline figures, as JSON or, with
+/// `format=csv`, as a CSV file streamed row by row (the same checks, limits and history slot;
+/// `bucketSecs`, `source`, `from` and `to` as the headers `X-Bucket-Secs`, `X-Source`, `X-From`,
+/// `X-To`). A CSV download that fails after its first rows ends as a truncated transfer.
 #[utoipa::path(get, path = "/servers/{id}/metrics", tag = "metrics", security(("bearer" = [])),
     params(("id" = String, Path, description = "Server id"), HistoryQuery),
-    responses((status = 200, body = History), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 200, description = "The points: JSON, or with format=csv a CSV file (columns t, samples, cpuAvg, cpuMin, cpuMax, memoryAvg, …, networkRx, networkTx, load1)",
+            content((History = "application/json"), (String = "text/csv")),
+            headers(("Content-Disposition" = String, description = "CSV only: attachment; filename=\"<id>-metrics.csv\""),
+                ("X-Bucket-Secs" = i64, description = "CSV only: the bucket used (bucketSecs)"),
+                ("X-Source" = String, description = "CSV only: raw, minute or hour (source)"))),
+        (status = 400, description = "An unknown format", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, description = "Unparseable times, from not before to, range beyond retention", body = ErrorBody),
         (status = 429, description = "This user already runs gateway.history_per_user history queries", body = ErrorBody),
         (status = 503, description = "Too many history queries, or one slower than gateway.statement_timeout_ms", body = ErrorBody)))]
@@ -224,8 +303,10 @@ async fn history(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Query(query): Query<HistoryQuery>,
-) -> ApiResult<ApiJson<History>> {
+) -> ApiResult<Response> {
+    let format = Format::of(query.format.as_deref(), &headers)?;
     let server = visible_server(&state, &user, &id).await?;
     let Window { from, to, bucket } = Window::of(
         &state,
@@ -239,35 +320,32 @@ async fn history(
         "minute" => MINUTE,
         _ => RAW,
     };
-    let _admission = state.history.admit(user.id).await?;
+    let admission = state.history.admit(user.id).await?;
     let query = sqlx::query(sql)
         .bind(format!("{bucket} seconds"))
-        .bind(&server.id)
+        .bind(server.id.clone())
         .bind(from)
         .bind(to);
+    if format == Format::Csv {
+        let connection = csv::Connection::acquire(&state.pool).await?;
+        let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+        let download = csv::Download {
+            filename: format!("{}-metrics.csv", server.id),
+            headers: vec![
+                (HeaderName::from_static("x-bucket-secs"), bucket.to_string()),
+                (HeaderName::from_static("x-source"), source.to_owned()),
+                (HeaderName::from_static("x-from"), time(from)),
+                (HeaderName::from_static("x-to"), time(to)),
+            ],
+        };
+        return csv::download::<Point>(&state, download, connection, query, admission).await;
+    }
     let rows = crate::heavy::fetch_all(&state.pool, query).await?;
+    drop(admission);
     let points = rows
         .iter()
-        .map(|row| {
-            use sqlx::Row;
-            let stat = |i: usize| Stat {
-                avg: row.get(i),
-                min: row.get(i + 1),
-                max: row.get(i + 2),
-            };
-            Point {
-                t: row.get(0),
-                samples: row.get(1),
-                cpu: stat(2),
-                memory: stat(5),
-                disk: stat(8),
-                network: stat(11),
-                network_rx: row.get(14),
-                network_tx: row.get(15),
-                load1: row.get(16),
-            }
-        })
-        .collect();
+        .map(<Point as sqlx::FromRow<PgRow>>::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(ApiJson(History {
         server_id: server.id,
         from,
@@ -275,7 +353,8 @@ async fn history(
         bucket_secs: bucket,
         source,
         points,
-    }))
+    })
+    .into_response())
 }
 
 #[cfg(test)]
@@ -315,6 +394,48 @@ mod tests {
         for bad in ["", "0", "-5", "5x", "m", "1.5h"] {
             assert_eq!(parse_bucket(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_csv_columns_are_the_json_fields_flattened() {
+        let stat = |x: f64| Stat {
+            avg: Some(x),
+            min: Some(x),
+            max: Some(x),
+        };
+        let point = Point {
+            t: Utc::now(),
+            samples: 1,
+            cpu: stat(1.0),
+            memory: stat(2.0),
+            disk: stat(3.0),
+            network: stat(4.0),
+            network_rx: Some(5.0),
+            network_tx: None,
+            load1: Some(6.0),
+        };
+        let json = serde_json::to_value(&point).expect("json");
+        let mut flat = Vec::new();
+        for (name, value) in json.as_object().expect("object") {
+            match value.as_object() {
+                Some(nested) => flat.extend(nested.keys().map(|key| {
+                    let mut key = key.chars();
+                    let first = key.next().map(|c| c.to_ascii_uppercase());
+                    format!("{name}{}{}", first.unwrap_or_default(), key.as_str())
+                })),
+                None => flat.push(name.clone()),
+            }
+        }
+        let mut columns: Vec<String> = <Point as csv::Row>::COLUMNS
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect();
+        flat.sort();
+        columns.sort();
+        assert_eq!(columns, flat);
+        let mut line = String::new();
+        csv::record(&point, &mut line);
+        assert_eq!(line.split(',').count(), <Point as csv::Row>::COLUMNS.len());
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod auth;
 mod channels;
 mod containers;
 mod credential_url;
+mod csv;
 mod detail;
 mod enrollments;
 pub mod history;
