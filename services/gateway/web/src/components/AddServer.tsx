@@ -11,7 +11,7 @@ import { api, errorText } from '../api';
 import { isLoopbackHost, loopbackUrls } from '../lib/enroll';
 import { formatAgo } from '../lib/format';
 import type { CreatedEnrollment, Server } from '../types';
-import { ErrorText } from './common';
+import { CopyBox, ErrorText } from './common';
 
 const POLL_MS = 2_000;
 
@@ -20,46 +20,6 @@ const LIFETIMES: { secs: number; label: string }[] = [
   { secs: 86_400, label: '24 hours' },
   { secs: 604_800, label: '7 days' },
 ];
-
-/** Copies `text`; where the Clipboard API is unavailable (plain HTTP), selects it for Ctrl+C. */
-async function copy(text: string, fallback: HTMLElement | null): Promise<boolean> {
-  try {
-    await navigator.clipboard.writeText(text);
-    return true;
-  } catch {
-    if (fallback) {
-      const range = document.createRange();
-      range.selectNodeContents(fallback);
-      const selection = window.getSelection();
-      selection?.removeAllRanges();
-      selection?.addRange(range);
-    }
-    return false;
-  }
-}
-
-function CommandBox({ label, text, name }: { label: string; text: string; name: string }) {
-  const box = useRef<HTMLPreElement>(null);
-  const [copied, setCopied] = useState<'' | 'copied' | 'selected'>('');
-  return (
-    <div class="command">
-      <div class="command-head">
-        <span>{label}</span>
-        <button
-          type="button"
-          class="small secondary"
-          onClick={async () => setCopied((await copy(text, box.current)) ? 'copied' : 'selected')}
-        >
-          {copied === 'copied' ? 'Copied' : 'Copy'}
-        </button>
-      </div>
-      <pre ref={box} data-command={name} tabIndex={0}>
-        {text}
-      </pre>
-      {copied === 'selected' ? <p class="muted small">Selected: press Ctrl+C (this page cannot write to the clipboard over plain HTTP).</p> : null}
-    </div>
-  );
-}
 
 type Joined = { server: Server; reporting: boolean };
 
@@ -194,10 +154,10 @@ export function AddServer({ onClose }: { onClose: () => void }) {
               hosts reach the hub by, restart, and create a new token.
             </p>
           ) : null}
-          <CommandBox label="Install and start (Linux, systemd)" text={created.command} name="install" />
+          <CopyBox label="Install and start (Linux, systemd)" text={created.command} mark={{ command: 'install' }} />
           <details>
             <summary>The collector is already installed</summary>
-            <CommandBox label="Enrol only" text={created.enrollCommand} name="enroll" />
+            <CopyBox label="Enrol only" text={created.enrollCommand} mark={{ command: 'enroll' }} />
             <p class="muted small">
               Then run <code>flick-collector --state-dir /var/lib/flick-collector</code>.
               {created.caSha256 ? ` The host checks that the hub's CA is ${created.caSha256}.` : ''}

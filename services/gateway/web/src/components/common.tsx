@@ -1,7 +1,7 @@
 // Small pieces every page uses: loading and empty states, errors in words, status badges.
 
 import type { ComponentChildren } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { errorText } from '../api';
 import type { ServerStatus, Severity } from '../types';
 
@@ -98,5 +98,51 @@ export function NotFound({ what = 'Page' }: { what?: string }) {
         <a href="/">Back to the fleet</a>
       </p>
     </section>
+  );
+}
+
+/** Copies `text`; where the Clipboard API is unavailable (plain HTTP), selects it for Ctrl+C. */
+async function copy(text: string, fallback: HTMLElement | null): Promise<boolean> {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    if (fallback) {
+      const range = document.createRange();
+      range.selectNodeContents(fallback);
+      const selection = window.getSelection();
+      selection?.removeAllRanges();
+      selection?.addRange(range);
+    }
+    return false;
+  }
+}
+
+/** Text shown once (a command with a token in it, a token) with a "Copy" button. `mark` names
+ * the box for tests: `{ command: 'install' }` becomes `data-command="install"`. */
+export function CopyBox({ label, text, mark }: { label: string; text: string; mark: Record<string, string> }) {
+  const box = useRef<HTMLPreElement>(null);
+  const [copied, setCopied] = useState<'' | 'copied' | 'selected'>('');
+  const data = Object.fromEntries(Object.entries(mark).map(([k, v]) => [`data-${k}`, v]));
+  return (
+    <div class="command">
+      <div class="command-head">
+        <span>{label}</span>
+        <button
+          type="button"
+          class="small secondary"
+          aria-label={`Copy ${label.toLowerCase()}`}
+          onClick={async () => setCopied((await copy(text, box.current)) ? 'copied' : 'selected')}
+        >
+          {copied === 'copied' ? 'Copied' : 'Copy'}
+        </button>
+      </div>
+      <pre ref={box} {...data} tabIndex={0}>
+        {text}
+      </pre>
+      {copied === 'selected' ? (
+        <p class="muted small">Selected: press Ctrl+C (this page cannot write to the clipboard over plain HTTP).</p>
+      ) : null}
+    </div>
   );
 }

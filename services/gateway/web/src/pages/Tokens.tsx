@@ -4,7 +4,7 @@
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, errorText } from '../api';
-import { Empty, ErrorText, Loading } from '../components/common';
+import { CopyBox, Empty, ErrorText, Loading } from '../components/common';
 import { formatDateTime } from '../lib/format';
 import {
   EXPIRY_CHOICES,
@@ -19,49 +19,6 @@ import {
   scrapeConfig,
 } from '../lib/tokens';
 import type { ApiToken, CreatedApiToken, TokenScope } from '../types';
-
-/** Copies `text`; where the Clipboard API is unavailable (plain HTTP), selects it for Ctrl+C. */
-async function copy(text: string, fallback: HTMLElement | null): Promise<boolean> {
-  try {
-    await navigator.clipboard.writeText(text);
-    return true;
-  } catch {
-    if (fallback) {
-      const range = document.createRange();
-      range.selectNodeContents(fallback);
-      const selection = window.getSelection();
-      selection?.removeAllRanges();
-      selection?.addRange(range);
-    }
-    return false;
-  }
-}
-
-function CopyBox({ label, text, name }: { label: string; text: string; name: string }) {
-  const box = useRef<HTMLPreElement>(null);
-  const [copied, setCopied] = useState<'' | 'copied' | 'selected'>('');
-  return (
-    <div class="command">
-      <div class="command-head">
-        <span>{label}</span>
-        <button
-          type="button"
-          class="small secondary"
-          aria-label={`Copy ${label.toLowerCase()}`}
-          onClick={async () => setCopied((await copy(text, box.current)) ? 'copied' : 'selected')}
-        >
-          {copied === 'copied' ? 'Copied' : 'Copy'}
-        </button>
-      </div>
-      <pre ref={box} data-secret={name} tabIndex={0}>
-        {text}
-      </pre>
-      {copied === 'selected' ? (
-        <p class="muted small">Selected: press Ctrl+C (this page cannot write to the clipboard over plain HTTP).</p>
-      ) : null}
-    </div>
-  );
-}
 
 function Created({ token, onDone }: { token: CreatedApiToken; onDone: () => void }) {
   const head = useRef<HTMLHeadingElement>(null);
@@ -80,13 +37,13 @@ function Created({ token, onDone }: { token: CreatedApiToken; onDone: () => void
         Copy it now: it is not shown again (FLick keeps only its hash). Send it as{' '}
         <code>Authorization: Bearer &lt;token&gt;</code>.
       </p>
-      <CopyBox label="Token" text={token.token} name="token" />
+      <CopyBox label="Token" text={token.token} mark={{ secret: 'token' }} />
       {token.scopes.includes('metrics:scrape') ? (
         <>
           <CopyBox
             label="Prometheus scrape_config"
             text={scrapeConfig(token.token, window.location)}
-            name="scrape-config"
+            mark={{ secret: 'scrape-config' }}
           />
           <p class="muted small">
             Add it to <code>prometheus.yml</code> (or keep the token in a file and name it with{' '}
