@@ -85,6 +85,16 @@ pub fn cors(settings: &GatewaySettings) -> Option<CorsLayer> {
                 Method::DELETE,
             ])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            // What a CSV download says beside its rows (its next page, the bucket used).
+            .expose_headers([
+                HeaderName::from_static("x-next-cursor"),
+                HeaderName::from_static("x-bucket-secs"),
+                HeaderName::from_static("x-source"),
+                HeaderName::from_static("x-from"),
+                HeaderName::from_static("x-to"),
+                header::CONTENT_DISPOSITION,
+                header::RETRY_AFTER,
+            ])
             .max_age(Duration::from_secs(600)),
     )
 }
