@@ -143,6 +143,22 @@ async fn holdings(gw: &Gateway, session: &Session, server: &str, hostname: &str)
     }
 }
 
+/// Asserts that `owner`'s server keeps its name, its silence is active and `tokens` tokens
+/// are live; the token list.
+async fn untouched(gw: &Gateway, owner: &Session, has: &Holdings, tokens: usize) -> Value {
+    let (status, server) = gw
+        .get(&format!("/api/v1/servers/{}", has.server), &owner.access)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{server}");
+    assert_eq!(server["name"], format!("{} box", has.server));
+    let (_, silences) = gw.get("/api/v1/silences", &owner.access).await;
+    assert_eq!(silences[0]["id"], has.silence.as_str(), "{silences}");
+    assert_eq!(silences[0]["status"], "active", "{silences}");
+    let (_, list) = gw.get("/api/v1/tokens", &owner.access).await;
+    assert_eq!(list.as_array().map(Vec::len), Some(tokens), "{list}");
+    list
+}
+
 async fn send(
     gw: &Gateway,
     method: Method,
@@ -253,9 +269,7 @@ async fn a_token_never_exposes_or_changes_another_users_servers_in_any_route() {
         assert_eq!(leaks(&text), None, "{method} {bobs}: {text}");
     }
     // ... and changed nothing of Bob's.
-    let (status, server) = gw.get("/api/v1/servers/bob-1", &bob.access).await;
-    assert_eq!(status, StatusCode::OK, "{server}");
-    assert_eq!(server["name"], "bob-1 box");
+    untouched(&gw, &bob, &bob_has, 1).await;
     let acked: Option<chrono::DateTime<chrono::Utc>> =
         sqlx::query_scalar("SELECT acknowledged_at FROM alerts WHERE id = $1")
             .bind(Uuid::parse_str(&bob_has.alert).expect("uuid"))
@@ -263,10 +277,6 @@ async fn a_token_never_exposes_or_changes_another_users_servers_in_any_route() {
             .await
             .expect("alert");
     assert_eq!(acked, None, "Bob's alert was not acknowledged");
-    let (_, silences) = gw.get("/api/v1/silences", &bob.access).await;
-    assert_eq!(silences[0]["status"], "active", "{silences}");
-    let (_, tokens) = gw.get("/api/v1/tokens", &bob.access).await;
-    assert_eq!(tokens.as_array().map(Vec::len), Some(1), "{tokens}");
     // A log for Bob's server is "no such server".
     let (status, _) = send(
         &gw,
@@ -331,12 +341,7 @@ async fn a_scrape_token_reads_the_exposition_only_and_no_token_writes_beyond_its
     }
     assert!(writes >= 15, "{writes} writes tried");
     // Nothing changed: the server, its silence, no log, no new token.
-    let (_, server) = gw.get("/api/v1/servers/ada-1", &ada.access).await;
-    assert_eq!(server["name"], "ada-1 box");
-    let (_, silences) = gw.get("/api/v1/silences", &ada.access).await;
-    assert_eq!(silences[0]["status"], "active", "{silences}");
-    let (_, tokens) = gw.get("/api/v1/tokens", &ada.access).await;
-    assert_eq!(tokens.as_array().map(Vec::len), Some(4), "{tokens}");
+    let tokens = untouched(&gw, &ada, &ada_has, 4).await;
 
     // The log-writing token writes logs (and reads nothing).
     let (status, text) = send(
