@@ -23,8 +23,9 @@ CREATE INDEX api_tokens_user_idx ON api_tokens (user_id, created_at DESC);
 CREATE UNIQUE INDEX api_tokens_live_name_idx ON api_tokens (user_id, name) WHERE revoked_at IS NULL;
 
 -- Revoking a token (or deleting it by hand) reaches every gateway at once through
--- `flick_access`, as the end of a session does: {"token": id}. Recording the last use is not a
--- change of access and notifies nobody.
+-- `flick_access`, as the end of a session does: {"user": owner, "token": id} (the owner, so that
+-- live connections opened with the token re-check). Recording the last use is not a change of
+-- access and notifies nobody.
 CREATE OR REPLACE FUNCTION flick_notify_access() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -34,7 +35,8 @@ BEGIN
         PERFORM pg_notify('flick_access',
                           json_build_object('user', NEW.user_id, 'session', NEW.id)::text);
     ELSIF TG_TABLE_NAME = 'api_tokens' THEN
-        PERFORM pg_notify('flick_access', json_build_object('token', OLD.id)::text);
+        PERFORM pg_notify('flick_access',
+                          json_build_object('user', OLD.user_id, 'token', OLD.id)::text);
     ELSE
         PERFORM pg_notify('flick_access', json_build_object('server', OLD.id)::text);
     END IF;

@@ -606,3 +606,89 @@ async fn a_revoked_token_is_refused_at_once_on_every_gateway() {
     stop.cancel();
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_read_token_streams_live_until_it_is_revoked_and_a_scrape_token_cannot() {
+    use common::ws::{closed, expect, next, open, send};
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let gw = Gateway::start().await;
+    let root = gw.register("root@example.com").await;
+    let ada = gw.register("ada@example.com").await;
+    gw.create_server(&ada.access, json!({ "id": "web-1", "name": "web" }))
+        .await;
+    gw.create_server(&root.access, json!({ "id": "root-1", "name": "root's" }))
+        .await;
+    let (read, read_id) = token(&gw, &ada, "stream", &["read"]).await;
+    let (scrape, _) = token(&gw, &ada, "prometheus", &["metrics:scrape"]).await;
+
+    // A scrape token opens no stream, on the upgrade or by message.
+    match open(&gw, Some(&scrape), None).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("a scrape token was let in: {:?}", other.map(|_| ())),
+    }
+    let mut socket = open(&gw, None, None).await.expect("upgrade");
+    send(
+        &mut socket,
+        json!({ "type": "auth", "id": 1, "data": { "token": scrape } }),
+    )
+    .await;
+    let (code, reason) = closed(&mut socket, Duration::from_secs(5)).await;
+    assert_eq!(code, CloseCode::Policy, "{reason}");
+
+    // A read token streams its owner's servers, and only those.
+    let mut socket = open(&gw, None, None).await.expect("upgrade");
+    send(
+        &mut socket,
+        json!({ "type": "auth", "id": 1, "data": { "token": read } }),
+    )
+    .await;
+    let ack = expect(&mut socket, "ack").await;
+    assert_eq!(ack["data"]["userId"], ada.user_id.as_str(), "{ack}");
+    assert_eq!(
+        ack["data"]["expiresAt"],
+        Value::Null,
+        "a token without an end: {ack}"
+    );
+    for server in ["root-1", "web-1"] {
+        send(
+            &mut socket,
+            json!({ "type": "server_metrics.subscribe", "id": server, "data": { "serverId": server } }),
+        )
+        .await;
+        let answer = next(&mut socket, Duration::from_secs(5))
+            .await
+            .expect("answer");
+        let want = if server == "web-1" { "ack" } else { "error" };
+        assert_eq!(answer["type"], want, "{server}: {answer}");
+    }
+    let nats = flick_shared::testkit::connect().await;
+    let now = chrono::Utc::now();
+    for (server, cpu) in [("root-1", 99.0), ("web-1", 45.5)] {
+        common::publish_sample(&nats, &gw, &common::sample_at(server, now, cpu)).await;
+    }
+    nats.flush().await.expect("flush");
+    let frame = expect(&mut socket, "resource_metrics").await;
+    assert_eq!(frame["data"]["serverId"], "web-1", "{frame}");
+    assert_eq!(frame["data"]["cpuUsage"], 45.5);
+
+    // Revoked: the stream ends at once, and the token opens no new one.
+    let (status, body) = gw
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{read_id}"),
+            Some(&ada.access),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (code, reason) = closed(&mut socket, Duration::from_secs(3)).await;
+    assert_eq!(code, CloseCode::Policy);
+    assert!(reason.contains("revoked"), "{reason}");
+    match open(&gw, Some(&read), None).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("a revoked token was let in: {:?}", other.map(|_| ())),
+    }
+    gw.stop().await;
+}

@@ -44,7 +44,7 @@ pub struct Grant {
     pub role: Role,
     pub scopes: Scopes,
     secret_hash: [u8; 32],
-    expires_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
     /// When the row last recorded a use (as far as this gateway knows).
     last_used_at: Option<DateTime<Utc>>,
 }
@@ -102,20 +102,30 @@ impl Access {
         pool: &PgPool,
         presented: &Presented,
     ) -> Result<Grant, ApiError> {
+        let grant = self.token_standing(pool, presented.id).await?;
+        if !api_token::same_hash(&grant.secret_hash, &presented.secret_hash) {
+            return Err(refused_token());
+        }
+        Ok(grant)
+    }
+
+    /// What token `id` grants now, if it still stands (not revoked or expired, its owner
+    /// enabled): for a connection that proved the secret when it authenticated.
+    pub async fn token_standing(&self, pool: &PgPool, id: Uuid) -> Result<Grant, ApiError> {
         let cached = self
             .lock_tokens()
-            .get(&presented.id)
+            .get(&id)
             .copied()
             .filter(|entry| entry.checked_at.elapsed() < self.ttl);
         let grant = match cached {
             Some(entry) => entry.grant,
             None => {
-                let grant = lookup_token(pool, presented.id).await.map_err(|err| {
+                let grant = lookup_token(pool, id).await.map_err(|err| {
                     tracing::warn!(error = %err, "Cannot check an API token");
                     ApiError::Unavailable("cannot check the token now; retry".into())
                 })?;
                 self.lock_tokens().insert(
-                    presented.id,
+                    id,
                     TokenEntry {
                         checked_at: Instant::now(),
                         grant,
@@ -124,13 +134,9 @@ impl Access {
                 grant
             }
         };
-        let refused = || ApiError::Unauthorized("invalid, expired or revoked API token".into());
-        let grant = grant.ok_or_else(refused)?;
-        if !api_token::same_hash(&grant.secret_hash, &presented.secret_hash) {
-            return Err(refused());
-        }
+        let grant = grant.ok_or_else(refused_token)?;
         if grant.expires_at.is_some_and(|at| at <= Utc::now()) {
-            return Err(refused());
+            return Err(refused_token());
         }
         Ok(grant)
     }
@@ -185,7 +191,9 @@ impl Access {
     /// Forgets what is cached about what `change` names.
     pub fn forget(&self, change: &Change) {
         if let Some(token) = change.token {
+            // `user` names the owner so that live connections re-check; sessions are unchanged.
             self.lock_tokens().remove(&token);
+            return;
         }
         match (change.user, change.session) {
             (_, Some(session)) => self.lock().retain(|(_, s), _| *s != session),
@@ -213,6 +221,10 @@ impl Access {
         self.lock_tokens()
             .retain(|_, entry| entry.checked_at.elapsed() < ttl);
     }
+}
+
+fn refused_token() -> ApiError {
+    ApiError::Unauthorized("invalid, expired or revoked API token".into())
 }
 
 async fn lookup_token(pool: &PgPool, id: Uuid) -> Result<Option<Grant>, sqlx::Error> {

@@ -24,7 +24,6 @@ use super::protocol::{
 };
 use super::queue::{AlertScope, ClientQueue};
 use super::replay::{self, Replay, Sink};
-use crate::auth::tokens::Claims;
 use crate::auth::{CurrentUser, Role, Via};
 use crate::limits::SocketSlot;
 use crate::state::AppState;
@@ -67,8 +66,7 @@ fn limiter(limits: &Limits) -> DefaultDirectRateLimiter {
     DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
 }
 
-/// A connection authenticated on the upgrade: its token's claims and the account's role now.
-pub type Authenticated = (Claims, Role);
+pub use super::credential::Authenticated;
 
 pub async fn run(
     socket: WebSocket,
@@ -92,7 +90,7 @@ pub async fn run(
     };
     async move {
         let close = match authenticated {
-            Some((claims, role)) => connection.authenticate(&claims, role).err(),
+            Some(authenticated) => connection.authenticate(&authenticated).err(),
             None => None,
         };
         let close = match close {
@@ -114,29 +112,22 @@ pub async fn run(
 }
 
 impl Connection {
-    /// Takes `claims` (already checked, `role` the account's current one) as the connection's
-    /// user; refused when the user holds `gateway.ws_max_per_user` connections already.
-    fn authenticate(&mut self, claims: &Claims, role: Role) -> Result<(), Close> {
+    /// Takes `authenticated` (already checked, its role the account's current one) as the
+    /// connection's user; refused when the user holds `gateway.ws_max_per_user` connections
+    /// already.
+    fn authenticate(&mut self, authenticated: &Authenticated) -> Result<(), Close> {
+        let user = authenticated.user;
         let first = self.user.is_none();
-        if first
-            && !self
-                .state
-                .limits
-                .claim_socket_for(&mut self.slot, claims.sub)
-        {
+        if first && !self.state.limits.claim_socket_for(&mut self.slot, user.id) {
             return Err(Close(
                 close_code::AGAIN,
                 "too many live connections for this user",
             ));
         }
-        self.user = Some(CurrentUser {
-            id: claims.sub,
-            role,
-            via: Via::Session(claims.sid),
-        });
-        self.expires_at = claims.exp;
+        self.user = Some(user);
+        self.expires_at = authenticated.expires_at;
         if first {
-            self.queue.set_user(claims.sub);
+            self.queue.set_user(user.id);
             self.state.hub.connect(self.id, self.queue.clone());
         }
         Ok(())
@@ -146,24 +137,29 @@ impl Connection {
     /// database cannot answer, the connection stays (an outage should not cut every stream).
     async fn revalidate(&mut self) -> Option<Close> {
         let user = self.user.as_mut()?;
-        // The live socket authenticates with a session's access token only.
-        let Via::Session(session) = user.via else {
-            return None;
+        let (standing, ended) = match user.via {
+            Via::Session(session) => (
+                self.state
+                    .access
+                    .check(&self.state.pool, user.id, session)
+                    .await,
+                "the session has ended or the account is disabled",
+            ),
+            Via::Token(token) => (
+                self.state
+                    .access
+                    .token_standing(&self.state.pool, token)
+                    .await
+                    .map(|grant| grant.role),
+                "the API token was revoked or the account is disabled",
+            ),
         };
-        match self
-            .state
-            .access
-            .check(&self.state.pool, user.id, session)
-            .await
-        {
+        match standing {
             Ok(role) => {
                 user.role = role;
                 None
             }
-            Err(crate::error::ApiError::Unauthorized(_)) => Some(Close(
-                close_code::POLICY,
-                "the session has ended or the account is disabled",
-            )),
+            Err(crate::error::ApiError::Unauthorized(_)) => Some(Close(close_code::POLICY, ended)),
             Err(err) => {
                 tracing::warn!(error = %err, "Cannot re-check a live connection's session");
                 None
@@ -503,44 +499,45 @@ impl Connection {
     }
 
     async fn handle_auth(&mut self, id: Option<&Value>, token: &str) -> Option<Close> {
-        let claims = self.state.jwt.verify(token);
-        let checked = match claims {
-            Some(claims) if self.user.is_none_or(|u| u.id == claims.sub) => {
-                let role = self
-                    .state
-                    .access
-                    .check(&self.state.pool, claims.sub, claims.sid)
-                    .await;
-                Some(role.map(|role| (claims, role)))
-            }
-            Some(_) => {
+        let checked = super::credential::authenticate(&self.state, token, None).await;
+        match checked {
+            Ok(authenticated) if self.user.is_some_and(|u| u.id != authenticated.user.id) => {
                 self.queue.push_control(error(
                     id,
                     Code::Unauthorized,
                     "a connection cannot change its user",
                 ));
-                return None;
+                None
             }
-            None => None,
-        };
-        match checked {
-            Some(Ok((claims, role))) => {
-                if let Err(close) = self.authenticate(&claims, role) {
+            Ok(authenticated) => {
+                if let Err(close) = self.authenticate(&authenticated) {
                     return Some(close);
                 }
+                let user = authenticated.user;
                 self.queue.push_control(ack(
                     id,
                     "auth",
                     json!({
-                        "userId": claims.sub,
-                        "role": role.as_str(),
-                        "expiresAt": claims.exp,
+                        "userId": user.id,
+                        "role": user.role.as_str(),
+                        "expiresAt": authenticated.expires.then_some(authenticated.expires_at),
                         "limits": Limits::of(&self.state.settings),
                     }),
                 ));
                 None
             }
-            Some(Err(err)) if !matches!(err, crate::error::ApiError::Unauthorized(_)) => {
+            Err(crate::error::ApiError::Forbidden(message)) => {
+                if self.user.is_none() {
+                    return Some(Close(
+                        close_code::POLICY,
+                        "this API token may not read the live stream",
+                    ));
+                }
+                self.queue
+                    .push_control(error(id, Code::Unauthorized, &message));
+                None
+            }
+            Err(err) if !matches!(err, crate::error::ApiError::Unauthorized(_)) => {
                 tracing::warn!(error = %err, "Cannot check a live connection's session");
                 self.queue.push_control(error(
                     id,

@@ -8,6 +8,7 @@
 //! stops reading is disconnected. See README.md for the protocol.
 
 mod connection;
+mod credential;
 pub mod hub;
 mod protocol;
 mod queue;

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::api_token;
 use crate::auth::user::bearer_header;
 use crate::error::{ApiError, ErrorBody};
 use crate::http;
@@ -46,19 +47,19 @@ async fn upgrade(
         Err(err) => return err.into_response(),
     };
     let authenticated = match bearer_header(&headers) {
-        Some(token) => {
-            let Some(claims) = state.jwt.verify(token) else {
-                return ApiError::Unauthorized("invalid or expired token".into()).into_response();
-            };
-            match state
-                .access
-                .check(&state.pool, claims.sub, claims.sid)
-                .await
-            {
-                Ok(role) => Some((claims, role)),
-                Err(err) => return err.into_response(),
+        Some(token) => match super::credential::authenticate(&state, token, Some(ip)).await {
+            Ok(authenticated) => Some(authenticated),
+            Err(err) => {
+                // A guessed API token spends the address's sign-in budget, as on REST.
+                if matches!(err, ApiError::Unauthorized(_))
+                    && api_token::parse(token).is_some()
+                    && let Err(limited) = state.limits.check_refused_token(ip)
+                {
+                    return limited.into_response();
+                }
+                return err.into_response();
             }
-        }
+        },
         None => None,
     };
     let max = state.settings.ws_max_message_bytes;
