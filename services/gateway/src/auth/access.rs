@@ -260,13 +260,13 @@ async fn lookup_token(pool: &PgPool, id: Uuid) -> Result<Option<Grant>, sqlx::Er
 
 /// Writes down that token `id` was used now from `ip` (at most once a minute, whichever
 /// gateway saw the use); a failure is logged, never the request's.
-pub async fn record_token_use(pool: PgPool, id: Uuid, ip: std::net::IpAddr) {
+pub async fn record_token_use(pool: PgPool, id: Uuid, ip: Option<std::net::IpAddr>) {
     let result = sqlx::query(
-        "UPDATE api_tokens SET last_used_at = now(), last_used_ip = $2
+        "UPDATE api_tokens SET last_used_at = now(), last_used_ip = coalesce($2, last_used_ip)
          WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
     )
     .bind(id)
-    .bind(ip.to_string())
+    .bind(ip.map(|ip| ip.to_string()))
     .execute(&pool)
     .await;
     if let Err(err) = result {

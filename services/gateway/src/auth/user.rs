@@ -1,6 +1,8 @@
 //! The caller, from `Authorization: Bearer <access token>` (a session's JWT) or
 //! `Authorization: Bearer flk_…` (an API token, narrowed to the route's scope).
 
+use std::net::IpAddr;
+
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -112,8 +114,7 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
-/// The owner of API token `presented`, if it stands and its scopes allow this request. A
-/// refused token counts against the client's sign-in budget, as a wrong password does.
+/// The owner of API token `presented`, if it stands and its scopes allow this request.
 async fn from_api_token(
     parts: &mut Parts,
     state: &AppState,
@@ -123,19 +124,36 @@ async fn from_api_token(
         Ok(ip) => ip,
         Err(never) => match never {},
     };
-    let grant = match state.access.check_token(&state.pool, &presented).await {
-        Ok(grant) => grant,
-        Err(err @ ApiError::Unauthorized(_)) => {
-            state.limits.check_refused_token(ip)?;
-            return Err(err);
-        }
-        Err(err) => return Err(err),
-    };
     let path = parts
         .extensions
         .get::<MatchedPath>()
         .map_or_else(|| parts.uri.path(), MatchedPath::as_str);
-    match api_token::needed(&parts.method, path) {
+    let needs = api_token::needed(&parts.method, path);
+    let (user, _) = token_caller(state, &presented, needs, Some(ip)).await?;
+    state.limits.check_user(user.id)?;
+    Ok(user)
+}
+
+/// The owner of API token `presented` and what it grants, if it stands and allows `needs`
+/// (REST and the live socket alike). A refused token spends the sign-in budget of `ip`, as a
+/// wrong password does; a use is written down at most once a minute.
+pub async fn token_caller(
+    state: &AppState,
+    presented: &Presented,
+    needs: Needs,
+    ip: Option<IpAddr>,
+) -> Result<(CurrentUser, access::Grant), ApiError> {
+    let grant = match state.access.check_token(&state.pool, presented).await {
+        Ok(grant) => grant,
+        Err(err @ ApiError::Unauthorized(_)) => {
+            if let Some(ip) = ip {
+                state.limits.check_refused_token(ip)?;
+            }
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    };
+    match needs {
         Needs::Session => {
             return Err(ApiError::Forbidden(
                 "an API token cannot manage tokens or sign-ins; sign in to do this".into(),
@@ -150,7 +168,6 @@ async fn from_api_token(
         }
         Needs::Scope(_) => {}
     }
-    state.limits.check_user(grant.user)?;
     if state.access.note_token_use(presented.id) {
         tokio::spawn(access::record_token_use(
             state.pool.clone(),
@@ -158,9 +175,10 @@ async fn from_api_token(
             ip,
         ));
     }
-    Ok(CurrentUser {
+    let user = CurrentUser {
         id: grant.user,
         role: grant.role,
         via: Via::Token(presented.id),
-    })
+    };
+    Ok((user, grant))
 }

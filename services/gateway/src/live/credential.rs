@@ -4,8 +4,8 @@
 
 use std::net::IpAddr;
 
-use crate::auth::access;
-use crate::auth::api_token::{self, Scope};
+use crate::auth::api_token::{self, Needs, Scope};
+use crate::auth::user::token_caller;
 use crate::auth::{CurrentUser, Via};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -24,35 +24,17 @@ pub struct Authenticated {
 }
 
 /// The caller of `token`; 401 for anything invalid, expired, revoked or of a disabled account,
-/// 403 for an API token without `read`, 503 when the database cannot tell.
+/// 403 for an API token without `read`, 503 when the database cannot tell. A refused API token
+/// spends the sign-in budget of `ip` (the upgrade's; an `auth` message has none to spend).
 pub async fn authenticate(
     state: &AppState,
     token: &str,
     ip: Option<IpAddr>,
 ) -> Result<Authenticated, ApiError> {
     if let Some(presented) = api_token::parse(token) {
-        let grant = state.access.check_token(&state.pool, &presented).await?;
-        if !grant.scopes.allow(Scope::Read) {
-            return Err(ApiError::Forbidden(format!(
-                "this API token's scopes ({}) do not allow the live stream: it needs `read`",
-                grant.scopes.names().join(", ")
-            )));
-        }
-        if let Some(ip) = ip
-            && state.access.note_token_use(presented.id)
-        {
-            tokio::spawn(access::record_token_use(
-                state.pool.clone(),
-                presented.id,
-                ip,
-            ));
-        }
+        let (user, grant) = token_caller(state, &presented, Needs::Scope(Scope::Read), ip).await?;
         return Ok(Authenticated {
-            user: CurrentUser {
-                id: grant.user,
-                role: grant.role,
-                via: Via::Token(presented.id),
-            },
+            user,
             expires_at: grant.expires_at.map_or(NO_EXPIRY, |at| at.timestamp()),
             expires: grant.expires_at.is_some(),
         });

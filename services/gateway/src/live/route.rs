@@ -7,7 +7,6 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::api_token;
 use crate::auth::user::bearer_header;
 use crate::error::{ApiError, ErrorBody};
 use crate::http;
@@ -49,16 +48,7 @@ async fn upgrade(
     let authenticated = match bearer_header(&headers) {
         Some(token) => match super::credential::authenticate(&state, token, Some(ip)).await {
             Ok(authenticated) => Some(authenticated),
-            Err(err) => {
-                // A guessed API token spends the address's sign-in budget, as on REST.
-                if matches!(err, ApiError::Unauthorized(_))
-                    && api_token::parse(token).is_some()
-                    && let Err(limited) = state.limits.check_refused_token(ip)
-                {
-                    return limited.into_response();
-                }
-                return err.into_response();
-            }
+            Err(err) => return err.into_response(),
         },
         None => None,
     };
