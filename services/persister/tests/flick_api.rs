@@ -144,15 +144,32 @@ async fn the_read_only_role_reads_every_view_and_cannot_write_anything() {
         (a.server_id.as_str(), a.timestamp).cmp(&(b.server_id.as_str(), b.timestamp))
     });
     assert_samples(&mut conn, &published).await;
+    let sums = if flick_shared::db::has_timescaledb(&harness.db.pool)
+        .await
+        .expect("whether TimescaleDB is installed")
+    {
+        Sums::Real
+    } else {
+        Sums::Exact
+    };
     assert_buckets(
         &mut conn,
         "samples_1m",
         &published,
         TimeDelta::minutes(1),
         4,
+        sums,
     )
     .await;
-    assert_buckets(&mut conn, "samples_1h", &published, TimeDelta::hours(1), 2).await;
+    assert_buckets(
+        &mut conn,
+        "samples_1h",
+        &published,
+        TimeDelta::hours(1),
+        2,
+        sums,
+    )
+    .await;
     assert_servers(&mut conn, &published, &host, user).await;
     assert_alerts(&mut conn, &host_alert, &container_resolved, user).await;
 
@@ -648,6 +665,19 @@ struct Bucket {
     load1: Vec<f64>,
 }
 
+/// How the means of the `real` columns (cpu, memory, disk, load1) were added up.
+#[derive(Debug, Clone, Copy)]
+enum Sums {
+    /// In double precision (avg of a real column on plain PostgreSQL): equal but for the order
+    /// of the additions.
+    Exact,
+    /// In single precision: TimescaleDB's aggregates (metrics_1m, metrics_1h) keep sum(real),
+    /// which is real, so a mean of n samples may be off by up to n·ε(f32) of itself (measured:
+    /// at most 6e-7 for minutes and hours of one-second samples). Counts, minima, maxima and
+    /// the bigint figures' means stay exact.
+    Real,
+}
+
 /// Every row of a bucket view equals the buckets of `width` computed here: counts, true means,
 /// minima and maxima.
 async fn assert_buckets(
@@ -656,6 +686,7 @@ async fn assert_buckets(
     published: &[MetricSample],
     width: TimeDelta,
     expected_rows: usize,
+    sums: Sums,
 ) {
     let mut buckets: BTreeMap<(String, DateTime<Utc>), Bucket> = BTreeMap::new();
     for s in published {
@@ -689,12 +720,22 @@ async fn assert_buckets(
         assert_eq!(row.get::<String, _>("server_id"), *server, "{at}");
         assert_eq!(row.get::<DateTime<Utc>, _>("time"), *start, "{at}");
         assert_eq!(row.get::<i64, _>("samples"), b.samples, "{at}");
+        let real_tolerance = match sums {
+            Sums::Exact => EXACT,
+            Sums::Real => f64::from(f32::EPSILON) * b.samples as f64,
+        };
         for (figure, values) in [
             ("cpu_percent", &b.cpu),
             ("memory_percent", &b.memory),
             ("disk_percent", &b.disk),
         ] {
-            assert_close(row, &format!("{figure}_avg"), mean(values), &at);
+            assert_close(
+                row,
+                &format!("{figure}_avg"),
+                mean(values),
+                real_tolerance,
+                &at,
+            );
             assert_eq!(
                 row.get::<f64, _>(format!("{figure}_min").as_str()),
                 values.iter().copied().fold(f64::INFINITY, f64::min),
@@ -707,7 +748,13 @@ async fn assert_buckets(
             );
         }
         let network: Vec<f64> = b.network.iter().map(|&n| n as f64).collect();
-        assert_close(row, "network_bytes_per_second_avg", mean(&network), &at);
+        assert_close(
+            row,
+            "network_bytes_per_second_avg",
+            mean(&network),
+            EXACT,
+            &at,
+        );
         assert_eq!(
             row.get::<i64, _>("network_bytes_per_second_min"),
             b.network.iter().copied().min().expect("samples")
@@ -716,9 +763,21 @@ async fn assert_buckets(
             row.get::<i64, _>("network_bytes_per_second_max"),
             b.network.iter().copied().max().expect("samples")
         );
-        assert_close(row, "network_rx_bytes_per_second_avg", mean(&b.rx), &at);
-        assert_close(row, "network_tx_bytes_per_second_avg", mean(&b.tx), &at);
-        assert_close(row, "load1_avg", mean(&b.load1), &at);
+        assert_close(
+            row,
+            "network_rx_bytes_per_second_avg",
+            mean(&b.rx),
+            EXACT,
+            &at,
+        );
+        assert_close(
+            row,
+            "network_tx_bytes_per_second_avg",
+            mean(&b.tx),
+            EXACT,
+            &at,
+        );
+        assert_close(row, "load1_avg", mean(&b.load1), real_tolerance, &at);
         assert_eq!(
             row.get::<f64, _>("load1_max"),
             b.load1.iter().copied().fold(f64::NEG_INFINITY, f64::max),
@@ -731,12 +790,16 @@ fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len() as f64
 }
 
-/// Equal but for the order of the additions.
-fn assert_close(row: &PgRow, column: &str, expected: f64, at: &str) {
+/// The relative tolerance of a mean added up in double precision (or exactly, in numeric):
+/// equal but for the order of the additions.
+const EXACT: f64 = 1e-9;
+
+/// `column` is `expected` within `tolerance` of it (relative).
+fn assert_close(row: &PgRow, column: &str, expected: f64, tolerance: f64, at: &str) {
     let got: f64 = row.get(column);
     assert!(
-        (got - expected).abs() <= 1e-9 * expected.abs().max(1.0),
-        "{at} {column}: {got}, expected {expected}"
+        (got - expected).abs() <= tolerance * expected.abs().max(1.0),
+        "{at} {column}: {got}, expected {expected} (relative tolerance {tolerance:e})"
     );
 }
 
