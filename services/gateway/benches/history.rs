@@ -7,22 +7,21 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+mod support;
 
-use serde_json::{Value, json};
+use std::time::Instant;
 
-use flick_shared::shutdown::CancellationToken;
+use serde_json::Value;
+
 use flick_shared::testkit::{self, TestDb};
+
+use support::percentile;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 #[tokio::main]
@@ -78,37 +77,10 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let mut config = flick_gateway::Config {
-        nats: testkit::nats_settings(subjects.prefix()),
-        database: db.settings(),
-        streams: testkit::stream_settings(),
-        ..Default::default()
-    };
-    config.gateway.jwt_secret = Some(testkit::random_key_hex().into());
-    config.encryption.key = Some(testkit::random_key_hex().into());
-    config.gateway.user_burst = 1_000_000;
-    config.gateway.user_per_second = 1_000_000;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let gateway = tokio::spawn(flick_gateway::serve(config, listener, stop.clone()));
+    let gateway = support::InProcess::start(&db, &subjects).await;
+    let base = gateway.base.clone();
     let http = testkit::http();
-    testkit::eventually("the gateway", Duration::from_secs(30), || {
-        let http = http.clone();
-        let url = format!("{base}/healthz");
-        async move { http.get(url).send().await.ok() }
-    })
-    .await;
-    let session: Value = http
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({ "email": "bench@example.com", "password": "benchmark password" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["accessToken"].as_str().unwrap().to_owned();
+    let token = support::admin_session(&http, &base).await;
 
     let now = chrono::Utc::now();
     let cases: Vec<(&str, Option<chrono::Duration>)> = vec![
@@ -149,6 +121,5 @@ async fn main() {
         );
     }
     println!("goal: p99 under 50 ms for 24 h");
-    stop.cancel();
-    let _ = gateway.await;
+    gateway.stop().await;
 }

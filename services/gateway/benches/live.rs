@@ -9,6 +9,8 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +24,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use flick_collector::simulate::Simulation;
 use flick_shared::testkit::{self, Process, TestDb};
 use flick_shared::wire::MetricSample;
+
+use support::percentile;
 
 const SERVERS: usize = 1_000;
 const WATCHED: usize = 3;
@@ -44,13 +48,6 @@ fn cpu_secs(pid: u32) -> f64 {
     };
     let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
     (fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0)) / 100.0
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// Publishes every server once a second, spread over `slots` equal slots of the second, until
@@ -180,22 +177,7 @@ async fn main() {
     let pid = gateway.id();
     let base = format!("http://127.0.0.1:{port}");
     let http = testkit::http();
-    testkit::eventually("the gateway", Duration::from_secs(30), || {
-        let http = http.clone();
-        let url = format!("{base}/healthz");
-        async move { http.get(url).send().await.ok() }
-    })
-    .await;
-    let session: Value = http
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({ "email": "bench@example.com", "password": "benchmark password" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["accessToken"].as_str().unwrap().to_owned();
+    let token = support::admin_session(&http, &base).await;
     let nats = testkit::connect().await;
 
     // Raw NATS, same machine, same run: one subscriber's capacity …

@@ -8,16 +8,15 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use flick_shared::shutdown::CancellationToken;
 use flick_shared::testkit::{self, TestDb};
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
+use support::percentile;
 
 async fn load(db: &TestDb, servers: usize) {
     sqlx::query(
@@ -84,40 +83,13 @@ async fn run(servers: usize, requests: usize) {
         started.elapsed().as_secs_f64()
     );
 
-    let mut config = flick_gateway::Config {
-        nats: testkit::nats_settings(subjects.prefix()),
-        database: db.settings(),
-        streams: testkit::stream_settings(),
-        ..Default::default()
-    };
-    config.gateway.jwt_secret = Some(testkit::random_key_hex().into());
-    config.encryption.key = Some(testkit::random_key_hex().into());
-    config.gateway.user_burst = 1_000_000;
-    config.gateway.user_per_second = 1_000_000;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let gateway = tokio::spawn(flick_gateway::serve(config, listener, stop.clone()));
+    let gateway = support::InProcess::start(&db, &subjects).await;
+    let base = gateway.base.clone();
     let http = testkit::http();
-    testkit::eventually("the gateway", Duration::from_secs(30), || {
-        let http = http.clone();
-        let url = format!("{base}/healthz");
-        async move { http.get(url).send().await.ok() }
-    })
-    .await;
-    let session: Value = http
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({ "email": "bench@example.com", "password": "benchmark password" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let access = session["accessToken"].as_str().unwrap();
+    let access = support::admin_session(&http, &base).await;
     let created: Value = http
         .post(format!("{base}/api/v1/tokens"))
-        .bearer_auth(access)
+        .bearer_auth(&access)
         .json(&json!({ "name": "prometheus", "scopes": ["metrics:scrape"] }))
         .send()
         .await
@@ -152,8 +124,7 @@ async fn run(servers: usize, requests: usize) {
         bytes as f64 / 1e6,
         series as f64 / servers as f64,
     );
-    stop.cancel();
-    let _ = gateway.await;
+    gateway.stop().await;
 }
 
 #[tokio::main]
