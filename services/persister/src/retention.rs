@@ -160,6 +160,7 @@ async fn sweep_locked(
             .execute(&mut *conn)
             .await?;
         run_timescale_jobs(conn).await?;
+        refresh_older_buckets(conn, settings).await;
     } else {
         report.metrics = delete_older(
             conn,
@@ -230,6 +231,46 @@ async fn delete_older(
 }
 
 /// Runs the policy jobs of `metrics` and its aggregates now (refresh, compression, retention).
+/// The window each aggregate's refresh policy covers (`20261125000002_timescaledb.sql`), as hours
+/// before now: buckets older than its start are never materialized by the policy.
+const POLICY_WINDOWS: [(&str, u32); 2] = [("metrics_1m", 3), ("metrics_1h", 3 * 24)];
+
+/// Materializes the aggregates' buckets older than their refresh policies' windows, over the
+/// whole time their source rows are kept (less a day, since whole chunks are dropped).
+///
+/// With real-time aggregation a bucket the policy never materialized is shown from the raw
+/// rows only while it lies after the aggregate's watermark; once the policy has run, an older
+/// bucket that was never materialized is simply absent. That is every bucket of a history
+/// migrated into the hypertable and of samples that arrived hours late (a collector's outage
+/// buffer): their rows are stored, but the long-range history (read from the aggregates)
+/// showed nothing for them. A refresh over a window without invalidations reads only
+/// TimescaleDB's invalidation log, so doing this on every sweep costs little once caught up.
+async fn refresh_older_buckets(conn: &mut PgConnection, settings: &RetentionSettings) {
+    // A bucket of `metrics_1m` is made from `metrics`, one of `metrics_1h` from `metrics_1m`:
+    // never refresh where the source is gone (the refresh would empty the bucket) or where
+    // the aggregate's own retention drops it again.
+    let kept_days = [
+        settings.metrics_days.min(settings.minute_aggregates_days),
+        settings
+            .minute_aggregates_days
+            .min(settings.hour_aggregates_days),
+    ];
+    for ((view, policy_hours), days) in POLICY_WINDOWS.into_iter().zip(kept_days) {
+        let from_hours = days.saturating_sub(1) * 24;
+        if from_hours <= policy_hours + 1 {
+            continue;
+        }
+        // The simple query protocol: a refresh may not run inside a transaction block.
+        let call = sqlx::raw_sql(AssertSqlSafe(format!(
+            "CALL refresh_continuous_aggregate('{view}', now() - interval '{from_hours} hours', \
+             now() - interval '{policy_hours} hours')"
+        )));
+        if let Err(err) = call.execute(&mut *conn).await {
+            tracing::warn!(view, error = %err, "Cannot refresh older aggregate buckets; the next sweep retries");
+        }
+    }
+}
+
 async fn run_timescale_jobs(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     let jobs: Vec<i32> = sqlx::query_scalar(
         "SELECT job_id FROM timescaledb_information.jobs
