@@ -20,6 +20,9 @@ use crate::exclusive::{Exclusive, in_batches};
 /// Advisory lock key of the sweep ("flick" in ASCII).
 const SWEEP_LOCK: i64 = 0x66_6c_69_63_6b;
 
+/// Advisory lock key of applying the TimescaleDB policies ("flickp").
+const POLICY_LOCK: i64 = 0x66_6c_69_63_6b_70;
+
 /// What one sweep removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SweepReport {
@@ -38,12 +41,19 @@ fn days(n: u32) -> String {
 }
 
 /// Applies the TimescaleDB retention and compression policies from `settings`, replacing any
-/// policy whose interval differs (TimescaleDB keeps the old one if simply re-added).
+/// policy whose interval differs (TimescaleDB keeps the old one if simply re-added). In one
+/// transaction under an advisory lock: replicas starting together would otherwise both find a
+/// policy missing and the second add fail ("policy already exists"), stopping its start.
 #[tracing::instrument(skip_all, err)]
 pub async fn apply_timescale_policies(
     pool: &PgPool,
     settings: &RetentionSettings,
 ) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(POLICY_LOCK)
+        .execute(&mut *tx)
+        .await?;
     let policies: [(&str, &str, String); 4] = [
         ("metrics", "policy_retention", days(settings.metrics_days)),
         (
@@ -80,7 +90,7 @@ pub async fn apply_timescale_policies(
         .bind(policy)
         .bind(key)
         .bind(&interval)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *tx)
         .await?
         .flatten();
         if current == Some(true) {
@@ -96,15 +106,15 @@ pub async fn apply_timescale_policies(
                 "SELECT add_compression_policy($1::regclass, compress_after => $2::interval)",
             ),
         };
-        sqlx::query(remove).bind(relation).execute(pool).await?;
+        sqlx::query(remove).bind(relation).execute(&mut *tx).await?;
         sqlx::query(add)
             .bind(relation)
             .bind(&interval)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
         tracing::info!(relation, policy, interval, "TimescaleDB policy applied");
     }
-    Ok(())
+    tx.commit().await
 }
 
 /// Sweeps every `sweep_interval_secs` until `shutdown`.
