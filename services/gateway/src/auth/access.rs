@@ -30,11 +30,65 @@ use crate::error::ApiError;
 /// The channel the triggers of the `sessions` migration notify.
 pub const CHANNEL: &str = "flick_access";
 
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    checked_at: Instant,
-    /// `None`: refused (no such account or session, disabled, logged out).
-    role: Option<Role>,
+/// The answers of one kind of check (sessions, API tokens), each kept for the cache period.
+#[derive(Debug)]
+struct Checks<K, V> {
+    entries: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+impl<K: Copy + Eq + std::hash::Hash, V: Copy> Checks<K, V> {
+    fn new() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (Instant, V)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The answer for `key`: the cached one while younger than `ttl`, else `lookup`'s (kept);
+    /// 503 naming `what` when the database cannot tell.
+    async fn answer(
+        &self,
+        key: K,
+        ttl: Duration,
+        what: &str,
+        lookup: impl Future<Output = Result<V, sqlx::Error>>,
+    ) -> Result<V, ApiError> {
+        let cached = self
+            .lock()
+            .get(&key)
+            .filter(|(checked_at, _)| checked_at.elapsed() < ttl)
+            .map(|(_, value)| *value);
+        if let Some(value) = cached {
+            return Ok(value);
+        }
+        let value = lookup.await.map_err(|err| {
+            tracing::warn!(error = %err, "Cannot check a {what}");
+            ApiError::Unavailable(format!("cannot check the {what} now; retry"))
+        })?;
+        self.lock().insert(key, (Instant::now(), value));
+        Ok(value)
+    }
+
+    fn remove(&self, key: &K) {
+        self.lock().remove(key);
+    }
+
+    fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        self.lock().retain(|key, (_, value)| keep(key, value));
+    }
+
+    /// Drops expired entries (bounded memory).
+    fn sweep(&self, ttl: Duration) {
+        self.lock()
+            .retain(|_, (checked_at, _)| checked_at.elapsed() < ttl);
+    }
 }
 
 /// What an API token grants, as its row and its owner's account say now.
@@ -49,21 +103,17 @@ pub struct Grant {
     last_used_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct TokenEntry {
-    checked_at: Instant,
-    /// `None`: refused (no such token, revoked, or its owner is disabled).
-    grant: Option<Grant>,
-}
-
 /// How often a token's last use is written: a scraper every 15 s costs one UPDATE a minute.
 const LAST_USE_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
 /// The cache of account, session and API token checks.
 #[derive(Debug)]
 pub struct Access {
-    entries: Mutex<HashMap<(Uuid, Uuid), Entry>>,
-    tokens: Mutex<HashMap<Uuid, TokenEntry>>,
+    /// (account, session) → the account's role; `None`: refused (no such account or session,
+    /// disabled, logged out).
+    sessions: Checks<(Uuid, Uuid), Option<Role>>,
+    /// Token id → what it grants; `None`: refused (no such token, revoked, owner disabled).
+    tokens: Checks<Uuid, Option<Grant>>,
     ttl: Duration,
 }
 
@@ -80,18 +130,10 @@ pub struct Change {
 impl Access {
     pub fn new(ttl: Duration) -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
-            tokens: Mutex::new(HashMap::new()),
+            sessions: Checks::new(),
+            tokens: Checks::new(),
             ttl,
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Uuid, Uuid), Entry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn lock_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, TokenEntry>> {
-        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// What the token `presented` grants: 401 if it is unknown, revoked, expired, its secret
@@ -112,28 +154,10 @@ impl Access {
     /// What token `id` grants now, if it still stands (not revoked or expired, its owner
     /// enabled): for a connection that proved the secret when it authenticated.
     pub async fn token_standing(&self, pool: &PgPool, id: Uuid) -> Result<Grant, ApiError> {
-        let cached = self
-            .lock_tokens()
-            .get(&id)
-            .copied()
-            .filter(|entry| entry.checked_at.elapsed() < self.ttl);
-        let grant = match cached {
-            Some(entry) => entry.grant,
-            None => {
-                let grant = lookup_token(pool, id).await.map_err(|err| {
-                    tracing::warn!(error = %err, "Cannot check an API token");
-                    ApiError::Unavailable("cannot check the token now; retry".into())
-                })?;
-                self.lock_tokens().insert(
-                    id,
-                    TokenEntry {
-                        checked_at: Instant::now(),
-                        grant,
-                    },
-                );
-                grant
-            }
-        };
+        let grant = self
+            .tokens
+            .answer(id, self.ttl, "token", lookup_token(pool, id))
+            .await?;
         let grant = grant.ok_or_else(refused_token)?;
         if grant.expires_at.is_some_and(|at| at <= Utc::now()) {
             return Err(refused_token());
@@ -145,8 +169,8 @@ impl Access {
     /// counts it as written.
     pub fn note_token_use(&self, id: Uuid) -> bool {
         let now = Utc::now();
-        let mut tokens = self.lock_tokens();
-        let Some(grant) = tokens.get_mut(&id).and_then(|e| e.grant.as_mut()) else {
+        let mut tokens = self.tokens.lock();
+        let Some(grant) = tokens.get_mut(&id).and_then(|(_, grant)| grant.as_mut()) else {
             return false;
         };
         let due = grant
@@ -161,28 +185,15 @@ impl Access {
     /// The role of `user` if the account exists, is enabled and `session` is open: 401 if not,
     /// 503 if the database cannot tell.
     pub async fn check(&self, pool: &PgPool, user: Uuid, session: Uuid) -> Result<Role, ApiError> {
-        let cached = self
-            .lock()
-            .get(&(user, session))
-            .copied()
-            .filter(|entry| entry.checked_at.elapsed() < self.ttl);
-        let role = match cached {
-            Some(entry) => entry.role,
-            None => {
-                let role = lookup(pool, user, session).await.map_err(|err| {
-                    tracing::warn!(error = %err, "Cannot check a session");
-                    ApiError::Unavailable("cannot check the session now; retry".into())
-                })?;
-                self.lock().insert(
-                    (user, session),
-                    Entry {
-                        checked_at: Instant::now(),
-                        role,
-                    },
-                );
-                role
-            }
-        };
+        let role = self
+            .sessions
+            .answer(
+                (user, session),
+                self.ttl,
+                "session",
+                lookup(pool, user, session),
+            )
+            .await?;
         role.ok_or_else(|| {
             ApiError::Unauthorized("the session has ended or the account is disabled".into())
         })
@@ -192,16 +203,16 @@ impl Access {
     pub fn forget(&self, change: &Change) {
         if let Some(token) = change.token {
             // `user` names the owner so that live connections re-check; sessions are unchanged.
-            self.lock_tokens().remove(&token);
+            self.tokens.remove(&token);
             return;
         }
         match (change.user, change.session) {
-            (_, Some(session)) => self.lock().retain(|(_, s), _| *s != session),
+            (_, Some(session)) => self.sessions.retain(|(_, s), _| *s != session),
             (Some(user), None) => {
-                self.lock().retain(|(u, _), _| *u != user);
+                self.sessions.retain(|(u, _), _| *u != user);
                 // A disabled or demoted owner: their tokens change with them.
-                self.lock_tokens()
-                    .retain(|_, entry| entry.grant.is_none_or(|g| g.user != user));
+                self.tokens
+                    .retain(|_, grant| grant.is_none_or(|g| g.user != user));
             }
             (None, None) => {}
         }
@@ -209,17 +220,14 @@ impl Access {
 
     /// Forgets everything (notifications may have been missed).
     pub fn forget_all(&self) {
-        self.lock().clear();
-        self.lock_tokens().clear();
+        self.sessions.clear();
+        self.tokens.clear();
     }
 
     /// Drops expired entries (bounded memory).
     pub fn sweep(&self) {
-        let ttl = self.ttl;
-        self.lock()
-            .retain(|_, entry| entry.checked_at.elapsed() < ttl);
-        self.lock_tokens()
-            .retain(|_, entry| entry.checked_at.elapsed() < ttl);
+        self.sessions.sweep(self.ttl);
+        self.tokens.sweep(self.ttl);
     }
 }
 
