@@ -116,145 +116,94 @@ COMMENT ON VIEW flick_api.samples IS
 -- own range of the (server_id, ts) key: a dashboard's six hours cost six hours of samples.
 -- date_bin with time_bucket's origin (a Monday, 2000-01-03 UTC) gives the same buckets as
 -- TimescaleDB in every time zone, which date_trunc would not.
+-- The minute and the hour views differ only in their width and the aggregate they read: one
+-- definition of each kind serves both.
 DO $aggregates$
+DECLARE
+    timescale constant boolean := to_regclass('public.metrics_1m') IS NOT NULL
+                                  AND to_regclass('public.metrics_1h') IS NOT NULL;
+    bucket record;
 BEGIN
-    IF to_regclass('public.metrics_1m') IS NOT NULL AND to_regclass('public.metrics_1h') IS NOT NULL THEN
-        EXECUTE $$
-            CREATE VIEW flick_api.samples_1m AS
-            SELECT c.bucket                                          AS time,
-                   c.server_id,
-                   c.samples::bigint                                 AS samples,
-                   c.cpu_sum::double precision / c.samples           AS cpu_percent_avg,
-                   c.cpu_min::double precision                       AS cpu_percent_min,
-                   c.cpu_max::double precision                       AS cpu_percent_max,
-                   c.memory_sum::double precision / c.samples        AS memory_percent_avg,
-                   c.memory_min::double precision                    AS memory_percent_min,
-                   c.memory_max::double precision                    AS memory_percent_max,
-                   c.disk_sum::double precision / c.samples          AS disk_percent_avg,
-                   c.disk_min::double precision                      AS disk_percent_min,
-                   c.disk_max::double precision                      AS disk_percent_max,
-                   c.network_sum::double precision / c.samples       AS network_bytes_per_second_avg,
-                   c.network_min::bigint                             AS network_bytes_per_second_min,
-                   c.network_max::bigint                             AS network_bytes_per_second_max,
-                   c.network_rx_sum::double precision / c.samples    AS network_rx_bytes_per_second_avg,
-                   c.network_tx_sum::double precision / c.samples    AS network_tx_bytes_per_second_avg,
-                   c.load1_sum::double precision / c.samples         AS load1_avg,
-                   c.load1_max::double precision                     AS load1_max
-            FROM public.metrics_1m c
-            JOIN public.servers s ON s.id = c.server_id
-            LEFT JOIN public.server_tombstones d ON d.server_id = c.server_id
-            WHERE d.deleted_at IS NULL OR d.purged_at IS NOT NULL OR c.bucket > d.deleted_at$$;
-        -- metrics_1h's counts and sums are sums of the minutes' (numeric where they add up
-        -- bigints): cast, so the columns have the types of the plain view.
-        EXECUTE $$
-            CREATE VIEW flick_api.samples_1h AS
-            SELECT c.bucket                                                         AS time,
-                   c.server_id,
-                   c.samples::bigint                                                AS samples,
-                   c.cpu_sum::double precision / c.samples::double precision        AS cpu_percent_avg,
-                   c.cpu_min::double precision                                      AS cpu_percent_min,
-                   c.cpu_max::double precision                                      AS cpu_percent_max,
-                   c.memory_sum::double precision / c.samples::double precision     AS memory_percent_avg,
-                   c.memory_min::double precision                                   AS memory_percent_min,
-                   c.memory_max::double precision                                   AS memory_percent_max,
-                   c.disk_sum::double precision / c.samples::double precision       AS disk_percent_avg,
-                   c.disk_min::double precision                                     AS disk_percent_min,
-                   c.disk_max::double precision                                     AS disk_percent_max,
-                   c.network_sum::double precision / c.samples::double precision    AS network_bytes_per_second_avg,
-                   c.network_min::bigint                                            AS network_bytes_per_second_min,
-                   c.network_max::bigint                                            AS network_bytes_per_second_max,
-                   c.network_rx_sum::double precision / c.samples::double precision AS network_rx_bytes_per_second_avg,
-                   c.network_tx_sum::double precision / c.samples::double precision AS network_tx_bytes_per_second_avg,
-                   c.load1_sum::double precision / c.samples::double precision      AS load1_avg,
-                   c.load1_max::double precision                                    AS load1_max
-            FROM public.metrics_1h c
-            JOIN public.servers s ON s.id = c.server_id
-            LEFT JOIN public.server_tombstones d ON d.server_id = c.server_id
-            WHERE d.deleted_at IS NULL OR d.purged_at IS NOT NULL OR c.bucket > d.deleted_at$$;
-        RETURN;
-    END IF;
-
-    CREATE VIEW flick_api.samples_1m AS
-    SELECT b.time,
-           s.id AS server_id,
-           a.samples,
-           a.cpu_percent_avg, a.cpu_percent_min, a.cpu_percent_max,
-           a.memory_percent_avg, a.memory_percent_min, a.memory_percent_max,
-           a.disk_percent_avg, a.disk_percent_min, a.disk_percent_max,
-           a.network_bytes_per_second_avg, a.network_bytes_per_second_min, a.network_bytes_per_second_max,
-           a.network_rx_bytes_per_second_avg, a.network_tx_bytes_per_second_avg,
-           a.load1_avg, a.load1_max
-    FROM public.servers s
-    LEFT JOIN public.server_tombstones d ON d.server_id = s.id
-    CROSS JOIN LATERAL generate_series(
-        date_bin(interval '1 minute',
-                 (SELECT min(m.ts) FROM public.metrics m WHERE m.server_id = s.id),
-                 timestamptz '2000-01-03 00:00:00+00'),
-        (SELECT max(m.ts) FROM public.metrics m WHERE m.server_id = s.id),
-        interval '1 minute') AS b (time)
-    CROSS JOIN LATERAL (
-        SELECT count(*)                         AS samples,
-               avg(m.cpu)                       AS cpu_percent_avg,
-               min(m.cpu)::double precision     AS cpu_percent_min,
-               max(m.cpu)::double precision     AS cpu_percent_max,
-               avg(m.memory)                    AS memory_percent_avg,
-               min(m.memory)::double precision  AS memory_percent_min,
-               max(m.memory)::double precision  AS memory_percent_max,
-               avg(m.disk)                      AS disk_percent_avg,
-               min(m.disk)::double precision    AS disk_percent_min,
-               max(m.disk)::double precision    AS disk_percent_max,
-               avg(m.network)::double precision AS network_bytes_per_second_avg,
-               min(m.network)                   AS network_bytes_per_second_min,
-               max(m.network)                   AS network_bytes_per_second_max,
-               avg(m.network_rx)::double precision AS network_rx_bytes_per_second_avg,
-               avg(m.network_tx)::double precision AS network_tx_bytes_per_second_avg,
-               avg(m.load1)                     AS load1_avg,
-               max(m.load1)::double precision   AS load1_max
-        FROM public.metrics m
-        WHERE m.server_id = s.id AND m.ts >= b.time AND m.ts < b.time + interval '1 minute'
-    ) AS a
-    WHERE a.samples > 0 AND (d.deleted_at IS NULL OR d.purged_at IS NOT NULL OR b.time > d.deleted_at);
-
-    CREATE VIEW flick_api.samples_1h AS
-    SELECT b.time,
-           s.id AS server_id,
-           a.samples,
-           a.cpu_percent_avg, a.cpu_percent_min, a.cpu_percent_max,
-           a.memory_percent_avg, a.memory_percent_min, a.memory_percent_max,
-           a.disk_percent_avg, a.disk_percent_min, a.disk_percent_max,
-           a.network_bytes_per_second_avg, a.network_bytes_per_second_min, a.network_bytes_per_second_max,
-           a.network_rx_bytes_per_second_avg, a.network_tx_bytes_per_second_avg,
-           a.load1_avg, a.load1_max
-    FROM public.servers s
-    LEFT JOIN public.server_tombstones d ON d.server_id = s.id
-    CROSS JOIN LATERAL generate_series(
-        date_bin(interval '1 hour',
-                 (SELECT min(m.ts) FROM public.metrics m WHERE m.server_id = s.id),
-                 timestamptz '2000-01-03 00:00:00+00'),
-        (SELECT max(m.ts) FROM public.metrics m WHERE m.server_id = s.id),
-        interval '1 hour') AS b (time)
-    CROSS JOIN LATERAL (
-        SELECT count(*)                         AS samples,
-               avg(m.cpu)                       AS cpu_percent_avg,
-               min(m.cpu)::double precision     AS cpu_percent_min,
-               max(m.cpu)::double precision     AS cpu_percent_max,
-               avg(m.memory)                    AS memory_percent_avg,
-               min(m.memory)::double precision  AS memory_percent_min,
-               max(m.memory)::double precision  AS memory_percent_max,
-               avg(m.disk)                      AS disk_percent_avg,
-               min(m.disk)::double precision    AS disk_percent_min,
-               max(m.disk)::double precision    AS disk_percent_max,
-               avg(m.network)::double precision AS network_bytes_per_second_avg,
-               min(m.network)                   AS network_bytes_per_second_min,
-               max(m.network)                   AS network_bytes_per_second_max,
-               avg(m.network_rx)::double precision AS network_rx_bytes_per_second_avg,
-               avg(m.network_tx)::double precision AS network_tx_bytes_per_second_avg,
-               avg(m.load1)                     AS load1_avg,
-               max(m.load1)::double precision   AS load1_max
-        FROM public.metrics m
-        WHERE m.server_id = s.id AND m.ts >= b.time AND m.ts < b.time + interval '1 hour'
-    ) AS a
-    WHERE a.samples > 0 AND (d.deleted_at IS NULL OR d.purged_at IS NOT NULL OR b.time > d.deleted_at);
+    FOR bucket IN
+        SELECT * FROM (VALUES ('samples_1m', 'metrics_1m', interval '1 minute'),
+                              ('samples_1h', 'metrics_1h', interval '1 hour'))
+                      AS v (view_name, aggregate, width)
+    LOOP
+        IF timescale THEN
+            -- metrics_1h's counts and sums are sums of the minutes' (numeric where they add up
+            -- bigints): cast, so the columns have the types of the plain view.
+            EXECUTE format($$
+                CREATE VIEW flick_api.%1$I AS
+                SELECT c.bucket                                                         AS time,
+                       c.server_id,
+                       c.samples::bigint                                                AS samples,
+                       c.cpu_sum::double precision / c.samples::double precision        AS cpu_percent_avg,
+                       c.cpu_min::double precision                                      AS cpu_percent_min,
+                       c.cpu_max::double precision                                      AS cpu_percent_max,
+                       c.memory_sum::double precision / c.samples::double precision     AS memory_percent_avg,
+                       c.memory_min::double precision                                   AS memory_percent_min,
+                       c.memory_max::double precision                                   AS memory_percent_max,
+                       c.disk_sum::double precision / c.samples::double precision       AS disk_percent_avg,
+                       c.disk_min::double precision                                     AS disk_percent_min,
+                       c.disk_max::double precision                                     AS disk_percent_max,
+                       c.network_sum::double precision / c.samples::double precision    AS network_bytes_per_second_avg,
+                       c.network_min::bigint                                            AS network_bytes_per_second_min,
+                       c.network_max::bigint                                            AS network_bytes_per_second_max,
+                       c.network_rx_sum::double precision / c.samples::double precision AS network_rx_bytes_per_second_avg,
+                       c.network_tx_sum::double precision / c.samples::double precision AS network_tx_bytes_per_second_avg,
+                       c.load1_sum::double precision / c.samples::double precision      AS load1_avg,
+                       c.load1_max::double precision                                    AS load1_max
+                FROM public.%2$I c
+                JOIN public.servers s ON s.id = c.server_id
+                LEFT JOIN public.server_tombstones d ON d.server_id = c.server_id
+                WHERE d.deleted_at IS NULL OR d.purged_at IS NOT NULL OR c.bucket > d.deleted_at$$,
+                bucket.view_name, bucket.aggregate);
+        ELSE
+            EXECUTE format($$
+                CREATE VIEW flick_api.%1$I AS
+                SELECT b.time,
+                       s.id AS server_id,
+                       a.samples,
+                       a.cpu_percent_avg, a.cpu_percent_min, a.cpu_percent_max,
+                       a.memory_percent_avg, a.memory_percent_min, a.memory_percent_max,
+                       a.disk_percent_avg, a.disk_percent_min, a.disk_percent_max,
+                       a.network_bytes_per_second_avg, a.network_bytes_per_second_min, a.network_bytes_per_second_max,
+                       a.network_rx_bytes_per_second_avg, a.network_tx_bytes_per_second_avg,
+                       a.load1_avg, a.load1_max
+                FROM public.servers s
+                LEFT JOIN public.server_tombstones d ON d.server_id = s.id
+                CROSS JOIN LATERAL generate_series(
+                    date_bin(%2$L::interval,
+                             (SELECT min(m.ts) FROM public.metrics m WHERE m.server_id = s.id),
+                             timestamptz '2000-01-03 00:00:00+00'),
+                    (SELECT max(m.ts) FROM public.metrics m WHERE m.server_id = s.id),
+                    %2$L::interval) AS b (time)
+                CROSS JOIN LATERAL (
+                    SELECT count(*)                         AS samples,
+                           avg(m.cpu)                       AS cpu_percent_avg,
+                           min(m.cpu)::double precision     AS cpu_percent_min,
+                           max(m.cpu)::double precision     AS cpu_percent_max,
+                           avg(m.memory)                    AS memory_percent_avg,
+                           min(m.memory)::double precision  AS memory_percent_min,
+                           max(m.memory)::double precision  AS memory_percent_max,
+                           avg(m.disk)                      AS disk_percent_avg,
+                           min(m.disk)::double precision    AS disk_percent_min,
+                           max(m.disk)::double precision    AS disk_percent_max,
+                           avg(m.network)::double precision AS network_bytes_per_second_avg,
+                           min(m.network)                   AS network_bytes_per_second_min,
+                           max(m.network)                   AS network_bytes_per_second_max,
+                           avg(m.network_rx)::double precision AS network_rx_bytes_per_second_avg,
+                           avg(m.network_tx)::double precision AS network_tx_bytes_per_second_avg,
+                           avg(m.load1)                     AS load1_avg,
+                           max(m.load1)::double precision   AS load1_max
+                    FROM public.metrics m
+                    WHERE m.server_id = s.id AND m.ts >= b.time AND m.ts < b.time + %2$L::interval
+                ) AS a
+                WHERE a.samples > 0
+                  AND (d.deleted_at IS NULL OR d.purged_at IS NOT NULL OR b.time > d.deleted_at)$$,
+                bucket.view_name, bucket.width);
+        END IF;
+    END LOOP;
 END
 $aggregates$;
 COMMENT ON VIEW flick_api.samples_1m IS
