@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Postgres};
+use sqlx::{PgConnection, PgPool, Postgres};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
@@ -106,9 +106,31 @@ impl Gate {
     }
 }
 
-/// A connection that is closed, not returned to the pool, if its query is abandoned.
-struct Cancellable {
+/// A connection that is closed, not returned to the pool, if its query is abandoned (the
+/// request dropped, the query failed): PostgreSQL then stops the query, and no half-read
+/// result or open transaction reaches another request. [`Cancellable::finish`] returns it.
+#[derive(Debug)]
+pub struct Cancellable {
     connection: Option<PoolConnection<Postgres>>,
+}
+
+impl Cancellable {
+    pub async fn acquire(pool: &PgPool) -> ApiResult<Self> {
+        Ok(Self {
+            connection: Some(pool.acquire().await?),
+        })
+    }
+
+    pub fn get(&mut self) -> ApiResult<&mut PgConnection> {
+        self.connection
+            .as_deref_mut()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("connection taken")))
+    }
+
+    /// Finished: back to the pool as usual.
+    pub fn finish(mut self) {
+        drop(self.connection.take());
+    }
 }
 
 impl Drop for Cancellable {
@@ -125,17 +147,9 @@ pub async fn fetch_all<'q>(
     pool: &PgPool,
     query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
 ) -> ApiResult<Vec<PgRow>> {
-    let mut guard = Cancellable {
-        connection: Some(pool.acquire().await?),
-    };
-    let connection = guard
-        .connection
-        .as_mut()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("connection taken")))?;
-    let rows = query.fetch_all(&mut **connection).await?;
-    // Finished: back to the pool as usual.
-    let connection = guard.connection.take();
-    drop(connection);
+    let mut connection = Cancellable::acquire(pool).await?;
+    let rows = query.fetch_all(connection.get()?).await?;
+    connection.finish();
     Ok(rows)
 }
 
@@ -148,22 +162,15 @@ pub async fn for_each_row<'q>(
     mut each: impl FnMut(PgRow) -> ApiResult<()>,
 ) -> ApiResult<u64> {
     use futures::TryStreamExt as _;
-    let mut guard = Cancellable {
-        connection: Some(pool.acquire().await?),
-    };
-    let connection = guard
-        .connection
-        .as_mut()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("connection taken")))?;
+    let mut connection = Cancellable::acquire(pool).await?;
     let mut seen = 0u64;
     {
-        let mut rows = query.fetch(&mut **connection);
+        let mut rows = query.fetch(connection.get()?);
         while let Some(row) = rows.try_next().await? {
             seen += 1;
             each(row)?;
         }
     }
-    let connection = guard.connection.take();
-    drop(connection);
+    connection.finish();
     Ok(seen)
 }

@@ -31,7 +31,6 @@ use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde::Deserialize;
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{FromRow, PgConnection, PgPool, Postgres};
 use tokio::sync::mpsc;
@@ -41,6 +40,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
+use crate::heavy::Cancellable;
 use crate::state::AppState;
 
 pub const CONTENT_TYPE: &str = "text/csv; charset=utf-8";
@@ -222,35 +222,24 @@ pub fn record<T: Row>(row: &T, out: &mut String) {
 }
 
 /// A connection of its own for one download: closed, not returned to the pool, unless the
-/// download finished (the client went away, the query failed, the task stopped), so
-/// PostgreSQL stops the query and no half-read result or open transaction reaches another
-/// request. (As `crate::heavy` does for the JSON history.)
+/// download finished (the client went away, the query failed, the task stopped), as
+/// [`crate::heavy::Cancellable`] is for the JSON history; optionally in one snapshot.
 #[derive(Debug)]
 pub struct Connection {
-    inner: Option<PoolConnection<Postgres>>,
+    inner: Cancellable,
     in_snapshot: bool,
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        if let Some(mut connection) = self.inner.take() {
-            connection.close_on_drop();
-        }
-    }
 }
 
 impl Connection {
     pub async fn acquire(pool: &PgPool) -> ApiResult<Self> {
         Ok(Self {
-            inner: Some(pool.acquire().await?),
+            inner: Cancellable::acquire(pool).await?,
             in_snapshot: false,
         })
     }
 
     pub fn get(&mut self) -> ApiResult<&mut PgConnection> {
-        self.inner
-            .as_deref_mut()
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("download connection taken")))
+        self.inner.get()
     }
 
     /// Every later query on this connection sees one snapshot (a read-only, repeatable-read
@@ -268,7 +257,7 @@ impl Connection {
         if self.in_snapshot {
             sqlx::raw_sql("COMMIT").execute(self.get()?).await?;
         }
-        drop(self.inner.take());
+        self.inner.finish();
         Ok(())
     }
 }
