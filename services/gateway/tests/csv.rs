@@ -319,6 +319,18 @@ async fn alerts_agree(gw: &Gateway, token: &str, query: &str) -> Vec<Map<String,
     rows
 }
 
+/// `path` is refused with 422 as JSON, and as CSV with the same status and error body.
+async fn same_refusal(gw: &Gateway, path: &str, token: &str) {
+    let (status, json_error) = gw.get(path, token).await;
+    let csv_error = fetch(gw, &format!("{path}&format=csv"), token, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+    assert_eq!(
+        (csv_error.status, csv_error.json()),
+        (status, json_error),
+        "{path}"
+    );
+}
+
 #[tokio::test]
 async fn metrics_csv_round_trips_through_python_to_the_json_figures_with_the_same_filters() {
     let gw = Gateway::start().await;
@@ -425,14 +437,7 @@ async fn metrics_csv_round_trips_through_python_to_the_json_figures_with_the_sam
         "bucket=fast",
     ] {
         let path = format!("/api/v1/servers/web-1/metrics?{query}");
-        let (status, json_error) = gw.get(&path, &ada.access).await;
-        let csv_error = fetch(&gw, &format!("{path}&format=csv"), &ada.access, None).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
-        assert_eq!(
-            (csv_error.status, csv_error.json()),
-            (status, json_error),
-            "{query}"
-        );
+        same_refusal(&gw, &path, &ada.access).await;
     }
     let bad = fetch(&gw, &format!("{hour}&format=xml"), &ada.access, None).await;
     assert_eq!(
@@ -698,14 +703,7 @@ async fn alerts_csv_round_trips_through_python_to_the_json_figures_with_the_same
         "from=yesterday",
     ] {
         let path = format!("/api/v1/alerts?{query}");
-        let (status, json_error) = gw.get(&path, &ada.access).await;
-        let csv_error = fetch(&gw, &format!("{path}&format=csv"), &ada.access, None).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
-        assert_eq!(
-            (csv_error.status, csv_error.json()),
-            (status, json_error),
-            "{query}"
-        );
+        same_refusal(&gw, &path, &ada.access).await;
     }
     let bad = fetch(&gw, "/api/v1/alerts?format=excel", &ada.access, None).await;
     assert_eq!(
