@@ -429,16 +429,10 @@ async fn a_scrape_token_reads_the_exposition_only_and_no_token_writes_beyond_its
 
 /// A second gateway on `first`'s database and subjects; its base URL.
 async fn beside(first: &Gateway, stop: &flick_shared::shutdown::CancellationToken) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
     let mut config = common::config(&first.db, &first.subjects);
     config.gateway.access_cache_ms = 5_000;
-    tokio::spawn(flick_gateway::serve(config, listener, stop.clone()));
-    let base = format!("http://{address}");
-    flick_shared::testkit::wait_until_ok(&format!("{base}/healthz"), Duration::from_secs(20)).await;
-    base
+    let (address, _, _) = common::spawn(config, stop).await;
+    format!("http://{address}")
 }
 
 async fn status_at(base: &str, path: &str, token: &str) -> StatusCode {

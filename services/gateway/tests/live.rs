@@ -454,16 +454,9 @@ async fn two_gateways_on_one_nats_deliver_the_same_samples() {
         .create_server(&ada.access, json!({ "id": "web-1", "name": "web" }))
         .await;
     // A second gateway on the same database and subjects.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let second_address = listener.local_addr().expect("address");
     let stop = flick_shared::shutdown::CancellationToken::new();
-    let second = tokio::spawn(flick_gateway::serve(
-        common::config(&first.db, &first.subjects),
-        listener,
-        stop.clone(),
-    ));
+    let (second_address, _, second) =
+        common::spawn(common::config(&first.db, &first.subjects), &stop).await;
     let mut request = format!("ws://{second_address}/api/v1/ws")
         .into_client_request()
         .expect("request");

@@ -164,6 +164,24 @@ pub async fn wait_until_ok(url: &str, within: std::time::Duration) {
     .await;
 }
 
+/// Waits until `url` answers 200 while `service` (the task running the service under test)
+/// runs, at most `within`; the service's own error when it stops first. Without this a service
+/// that failed to start (a port taken, a setting refused) shows only as nothing answering.
+pub async fn wait_until_serving(
+    url: &str,
+    within: std::time::Duration,
+    service: &mut tokio::task::JoinHandle<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        () = wait_until_ok(url, within) => Ok(()),
+        ended = service => match ended {
+            Ok(Ok(())) => Err(anyhow::anyhow!("the service stopped before {url} answered")),
+            Ok(Err(err)) => Err(err.context(format!("the service stopped before {url} answered"))),
+            Err(join) => Err(anyhow::anyhow!("the service panicked before {url} answered: {join}")),
+        },
+    }
+}
+
 /// Installs a test log subscriber when `TEST_LOG` is set (off by default: quiet test output).
 pub fn init_test_logs() {
     if std::env::var_os("TEST_LOG").is_some() {

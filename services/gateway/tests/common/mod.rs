@@ -46,6 +46,44 @@ pub fn config(db: &TestDb, subjects: &flick_shared::Subjects) -> Config {
     config
 }
 
+/// Starts a gateway with `config` and waits until it answers `/healthz`; its address, the URL
+/// of its operations listener and its task.
+/// The operations port was only found free when `config` was made, so another test may take
+/// it first: the gateway is then started again on another (its error otherwise ends the test).
+pub async fn spawn(
+    mut config: Config,
+    stop: &CancellationToken,
+) -> (
+    SocketAddr,
+    String,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    for attempt in 1.. {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let mut task = tokio::spawn(flick_gateway::serve(config.clone(), listener, stop.clone()));
+        let healthz = format!("http://{address}/healthz");
+        match testkit::wait_until_serving(&healthz, std::time::Duration::from_secs(20), &mut task)
+            .await
+        {
+            Ok(()) => {
+                return (
+                    address,
+                    format!("http://{}", config.gateway.ops_listen),
+                    task,
+                );
+            }
+            Err(err) if attempt < 3 && format!("{err:#}").contains("cannot listen on") => {
+                config.gateway.ops_listen = format!("127.0.0.1:{}", testkit::free_port());
+            }
+            Err(err) => panic!("the gateway did not start: {err:#}"),
+        }
+    }
+    unreachable!("the loop returns or panics")
+}
+
 impl Gateway {
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await
@@ -57,27 +95,15 @@ impl Gateway {
         let subjects = testkit::unique_subjects();
         let mut config = config(&db, &subjects);
         tweak(&mut config);
-        let ops = format!("http://{}", config.gateway.ops_listen);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
         let stop = CancellationToken::new();
-        let task = tokio::spawn(flick_gateway::serve(config, listener, stop.clone()));
-        let http = testkit::http();
-        let base = format!("http://{address}");
-        testkit::wait_until_ok(
-            &format!("{base}/healthz"),
-            std::time::Duration::from_secs(20),
-        )
-        .await;
+        let (address, ops, task) = spawn(config, &stop).await;
         Self {
             db,
             subjects,
-            base,
+            base: format!("http://{address}"),
             address,
             ops,
-            http,
+            http: testkit::http(),
             stop,
             task,
         }
