@@ -333,3 +333,41 @@ async fn send_test_goes_through_the_leader_and_every_attempt_is_recorded() {
     assert_eq!((status.as_str(), test, attempts), ("delivered", true, 1));
     alerter.stop().await;
 }
+
+#[tokio::test]
+async fn a_test_asked_for_a_channel_loaded_mid_step_is_still_delivered() {
+    let harness = Harness::new().await;
+    let alerter = harness.start(config(&harness, 0, 600));
+    harness.wait_for_leader(0).await;
+    // Hold the dispatcher in the middle of a step: after it took its snapshot of the channels
+    // (none yet), before it takes tests off the queue. The leader reads no acknowledgements, so
+    // it keeps reloading the channels meanwhile.
+    let mut held = harness.db.pool.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE alert_acks IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *held)
+        .await
+        .expect("lock alert_acks");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let ops = Receiver::start(&harness.db.pool, "ops").await;
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO notification_tests (id, channel_id) SELECT $1, id FROM notification_channels",
+    )
+    .bind(id)
+    .execute(&harness.db.pool)
+    .await
+    .expect("ask for a test");
+    // Several channel reloads (every 500 ms here) while the step waits.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    held.rollback().await.expect("release alert_acks");
+
+    let notices = ops.wait_for(1).await;
+    assert_eq!(notices, [Vec::<AlertEvent>::new()], "the test notice");
+    let status: String = sqlx::query_scalar("SELECT status FROM notifications WHERE id = $1")
+        .bind(id)
+        .fetch_one(&harness.db.pool)
+        .await
+        .expect("the test is recorded");
+    assert_eq!(status, "delivered");
+    alerter.stop().await;
+}

@@ -163,7 +163,7 @@ impl Dispatcher {
             None
         };
         let tests = self
-            .record(&outgoing, taken_until, &world, incidents, now)
+            .record(&outgoing, taken_until, &channels, &world, incidents, now)
             .await?;
         if taken_until.is_some() {
             *first_waiting = None;
@@ -189,10 +189,15 @@ impl Dispatcher {
 
     /// Records the notices and takes their transitions (and asked tests) off the queue, in one
     /// transaction fenced by this leader's epoch. The tests taken, as (notice id, channel).
+    ///
+    /// A test is taken only for a channel of `channels`, the step's own snapshot, which then
+    /// delivers it: a fresher read here could take the test of a channel loaded since the
+    /// snapshot, which the step would not find to deliver it, leaving it `sending` for good.
     async fn record(
         &self,
         outgoing: &[Outgoing],
         taken_until: Option<i64>,
+        channels: &[Channel],
         world: &World,
         incidents: &Incidents,
         now: DateTime<Utc>,
@@ -220,12 +225,7 @@ impl Dispatcher {
         // A test is taken once its channel is loaded (a channel created a moment ago may not
         // be yet); one whose channel stays unknown (disabled, or its secrets cannot be opened)
         // is given up after a while, recorded as such.
-        let known: Vec<Uuid> = self
-            .notifier
-            .channels()
-            .iter()
-            .map(|e| e.channel.id)
-            .collect();
+        let known: Vec<Uuid> = channels.iter().map(|c| c.id).collect();
         let tests: Vec<(Uuid, Uuid)> = sqlx::query_as(
             "UPDATE notification_tests SET taken_at = now()
              WHERE taken_at IS NULL AND channel_id = ANY($1)
@@ -253,12 +253,10 @@ impl Dispatcher {
         .execute(&mut *tx)
         .await?;
         for (id, channel) in &tests {
-            let name = self
-                .notifier
-                .channels()
-                .into_iter()
-                .find(|e| e.channel.id == *channel)
-                .map(|e| e.channel.name)
+            let name = channels
+                .iter()
+                .find(|c| c.id == *channel)
+                .map(|c| c.name.clone())
                 .unwrap_or_default();
             sqlx::query(
                 "INSERT INTO notifications (id, channel_id, channel_name, summary, event_ids, alert_ids,
