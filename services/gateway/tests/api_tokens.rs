@@ -427,6 +427,87 @@ async fn a_scrape_token_reads_the_exposition_only_and_no_token_writes_beyond_its
     gw.stop().await;
 }
 
+#[tokio::test]
+async fn an_admin_sees_and_revokes_every_users_tokens_and_a_user_only_their_own() {
+    let gw = Gateway::start().await;
+    let ada = gw.register("ada@example.com").await; // the first account: the administrator
+    let bob = gw.register("bob@example.com").await;
+    let (ada_token, ada_id) = token(&gw, &ada, "ada-ci", &["read"]).await;
+    let (bob_token, bob_id) = token(&gw, &bob, "bob-scraper", &["metrics:scrape"]).await;
+    let revoke = |by: &Session, id: &str| {
+        let path = format!("/api/v1/tokens/{id}");
+        let access = by.access.clone();
+        let gw = &gw;
+        async move { gw.call(Method::DELETE, &path, Some(&access), None).await.0 }
+    };
+    let ids = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .expect("a list")
+            .iter()
+            .map(|t| t["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+
+    // Everyone's own list is their own, the administrator's included.
+    let (_, mine) = gw.get("/api/v1/tokens", &ada.access).await;
+    assert_eq!(ids(&mine), [ada_id.as_str()]);
+    let (_, mine) = gw.get("/api/v1/tokens", &bob.access).await;
+    assert_eq!(ids(&mine), [bob_id.as_str()]);
+    assert_eq!(mine[0]["ownerEmail"], "bob@example.com");
+
+    // The administrator's view of everyone's: each with its owner, never a secret.
+    let (status, all) = gw.get("/api/v1/tokens?owner=all", &ada.access).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(ids(&all), [bob_id.clone(), ada_id.clone()], "newest first");
+    assert_eq!(
+        (all[0]["ownerEmail"].clone(), all[0]["ownerId"].clone()),
+        (json!("bob@example.com"), json!(bob.user_id))
+    );
+    for secret in [&ada_token, &bob_token] {
+        let tail = secret.rsplit_once('_').expect("flk_<id>_<secret>").1;
+        assert!(!all.to_string().contains(tail), "{all}");
+    }
+    // A user may not, and says so; nonsense is named.
+    let (status, refusal) = gw.get("/api/v1/tokens?owner=all", &bob.access).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refusal}");
+    assert_eq!(code(&refusal), "forbidden", "{refusal}");
+    let (status, refusal) = gw.get("/api/v1/tokens?owner=bob", &ada.access).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refusal}");
+
+    // Bob cannot revoke Ada's token: as if it did not exist, and it keeps working.
+    let status = revoke(&bob, &ada_id).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = send(&gw, Method::GET, "/api/v1/servers", &ada_token, None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The administrator revokes Bob's leaked token: refused from the next request, gone from
+    // Bob's list, and the audit log names who revoked whose.
+    let (status, _) = send(&gw, Method::GET, "/api/v1/prometheus", &bob_token, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let status = revoke(&ada, &bob_id).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = send(&gw, Method::GET, "/api/v1/prometheus", &bob_token, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, mine) = gw.get("/api/v1/tokens", &bob.access).await;
+    assert_eq!(mine, json!([]));
+    let (actor, owner): (Uuid, String) = sqlx::query_as(
+        "SELECT actor, detail->>'owner' FROM audit_log
+         WHERE action = 'api_token_revoked' AND target = $1",
+    )
+    .bind(&bob_id)
+    .fetch_one(&gw.db.pool)
+    .await
+    .expect("the revocation's audit row");
+    assert_eq!(
+        (actor.to_string(), owner),
+        (ada.user_id.clone(), bob.user_id.clone())
+    );
+    // Revoked is revoked: a second time is 404.
+    let status = revoke(&ada, &bob_id).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    gw.stop().await;
+}
+
 /// A second gateway on `first`'s database and subjects; its base URL.
 async fn beside(first: &Gateway, stop: &flick_shared::shutdown::CancellationToken) -> String {
     let mut config = common::config(&first.db, &first.subjects);

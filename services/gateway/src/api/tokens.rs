@@ -1,9 +1,10 @@
 //! `/tokens`: a user's API tokens, for scrapers, scripts and CI. A token is shown once, when it
 //! is created; the list shows what it is for, its scopes and its last use. Revoking one takes
 //! effect at once on every gateway (`flick_access`). Only a signed-in session manages tokens
-//! (`auth::api_token::needed`).
+//! (`auth::api_token::needed`). An administrator also sees and revokes every user's tokens: a
+//! leaked token must be stoppable without waiting for, or disabling, its owner.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,9 @@ const MAX_PER_USER: i64 = 50;
 pub struct ApiToken {
     pub id: Uuid,
     pub name: String,
+    /// The account the token acts as.
+    pub owner_id: Uuid,
+    pub owner_email: String,
     /// Of `read`, `write`, `write:logs`, `metrics:scrape`.
     pub scopes: Vec<String>,
     pub created_at: DateTime<Utc>,
@@ -67,28 +71,53 @@ pub struct NewToken {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, name, scopes, created_at, expires_at, last_used_at, last_used_ip";
+/// Of `api_tokens t` joined with its owner `users u`.
+const COLUMNS: &str = "t.id, t.name, t.user_id AS owner_id, u.email AS owner_email, t.scopes, \
+     t.created_at, t.expires_at, t.last_used_at, t.last_used_ip";
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TokenQuery {
+    /// `all`: every user's live tokens (administrators only). Absent: your own.
+    pub owner: Option<String>,
+}
 
 fn with_hint(mut token: ApiToken) -> ApiToken {
     token.hint = api_token::hint(token.id);
     token
 }
 
-/// The caller's live API tokens (revoked ones are gone), newest first.
-#[utoipa::path(get, path = "/tokens", tag = "auth", security(("bearer" = [])),
+/// The caller's live API tokens (revoked ones are gone), newest first; with `owner=all`, an
+/// administrator's view of every user's.
+#[utoipa::path(get, path = "/tokens", tag = "auth", security(("bearer" = [])), params(TokenQuery),
     responses((status = 200, body = [ApiToken]), (status = 401, body = ErrorBody),
-        (status = 403, description = "Called with an API token", body = ErrorBody)))]
+        (status = 403, description = "Called with an API token, or `owner=all` by a user who is not an administrator", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn list_tokens(
     State(state): State<AppState>,
     user: CurrentUser,
+    Query(query): Query<TokenQuery>,
 ) -> ApiResult<ApiJson<Vec<ApiToken>>> {
+    let everyone = match query.owner.as_deref() {
+        None => false,
+        Some("all") if user.is_admin() => true,
+        Some("all") => {
+            return Err(ApiError::Forbidden(
+                "owner=all: only an administrator sees every user's tokens".into(),
+            ));
+        }
+        Some(_) => return Err(ApiError::unprocessable("owner: `all` or absent")),
+    };
     let rows: Vec<ApiToken> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL
-         ORDER BY created_at DESC, id"
+        "SELECT {COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id
+         WHERE (t.user_id = $1 OR $2) AND t.revoked_at IS NULL
+         ORDER BY t.created_at DESC, t.id"
     )))
     .bind(user.id)
+    .bind(everyone)
     .fetch_all(&state.pool)
-    .instrument(tracing::info_span!("list_tokens", user = %user.id))
+    .instrument(tracing::info_span!("list_tokens", user = %user.id, everyone))
     .await?;
     Ok(ApiJson(rows.into_iter().map(with_hint).collect()))
 }
@@ -141,8 +170,11 @@ async fn create_token(
         )));
     }
     let inserted: Result<ApiToken, sqlx::Error> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO api_tokens (id, user_id, name, scopes, secret_hash, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+        "WITH t AS (
+             INSERT INTO api_tokens (id, user_id, name, scopes, secret_hash, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING *
+         )
+         SELECT {COLUMNS} FROM t JOIN users u ON u.id = t.user_id"
     )))
     .bind(minted.id)
     .bind(user.id)
@@ -181,12 +213,13 @@ async fn create_token(
     ))
 }
 
-/// Revokes one of the caller's API tokens: refused from the next request on, on every gateway.
+/// Revokes one of the caller's API tokens (an administrator: anyone's): refused from the next
+/// request on, on every gateway.
 #[utoipa::path(delete, path = "/tokens/{id}", tag = "auth", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Token id")),
     responses((status = 204), (status = 401, body = ErrorBody),
         (status = 403, description = "Called with an API token", body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, description = "No live token of yours (of anyone's, for an administrator) has this id", body = ErrorBody)))]
 async fn revoke_token(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -194,19 +227,18 @@ async fn revoke_token(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("token"))?;
-    let revoked = sqlx::query(
+    let owner: Uuid = sqlx::query_scalar(
         "UPDATE api_tokens SET revoked_at = now()
-         WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+         WHERE id = $1 AND (user_id = $2 OR $3) AND revoked_at IS NULL
+         RETURNING user_id",
     )
     .bind(id)
     .bind(user.id)
-    .execute(&state.pool)
+    .bind(user.is_admin())
+    .fetch_optional(&state.pool)
     .instrument(tracing::info_span!("revoke_token", user = %user.id, token = %id))
     .await?
-    .rows_affected();
-    if revoked == 0 {
-        return Err(ApiError::NotFound("token"));
-    }
+    .ok_or(ApiError::NotFound("token"))?;
     // This gateway forgets it now; the others when the trigger's notification reaches them.
     state.access.forget(&Change {
         token: Some(id),
@@ -218,7 +250,7 @@ async fn revoke_token(
         "api_token_revoked",
         Some(&id.to_string()),
         Some(ip),
-        serde_json::json!({}),
+        serde_json::json!({ "owner": owner }),
     )
     .await;
     Ok(StatusCode::NO_CONTENT)

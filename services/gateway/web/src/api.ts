@@ -130,7 +130,8 @@ export const api = {
   silences: (expired = false) => authed<Silence[]>('GET', '/silences', expired ? { expired: 'true' } : undefined),
   createSilence: (body: NewSilence) => authed<Silence>('POST', '/silences', undefined, body),
   endSilence: (id: string) => authed<void>('DELETE', `/silences/${encodeURIComponent(id)}`),
-  tokens: () => authed<ApiToken[]>('GET', '/tokens'),
+  /** Your tokens; `everyone` (administrators): every user's. */
+  tokens: (everyone = false) => authed<ApiToken[]>('GET', '/tokens', everyone ? { owner: 'all' } : undefined),
   createToken: (body: NewApiToken) => authed<CreatedApiToken>('POST', '/tokens', undefined, body),
   revokeToken: (id: string) => authed<void>('DELETE', `/tokens/${encodeURIComponent(id)}`),
 };

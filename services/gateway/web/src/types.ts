@@ -373,6 +373,9 @@ export type TokenScope = 'read' | 'write' | 'write:logs' | 'metrics:scrape';
 export interface ApiToken {
   id: string;
   name: string;
+  /** The account the token acts as. */
+  ownerId: string;
+  ownerEmail: string;
   scopes: TokenScope[];
   createdAt: string;
   /** `null`: until revoked. */

@@ -1,13 +1,15 @@
-// Administration: give discovered servers to users, register servers, notification channels.
+// Administration: give discovered servers to users, register servers, every user's API tokens,
+// notification channels.
 
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../api';
 import { session } from '../auth';
 import { Channels } from '../components/Channels';
 import { Empty, ErrorText, Loading } from '../components/common';
+import { TokenTable } from '../components/TokenTable';
 import { formatAgo } from '../lib/format';
 import { fleet } from '../stores/fleet';
-import type { Server } from '../types';
+import type { ApiToken, Server } from '../types';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -196,6 +198,41 @@ function NewServer({ onCreated }: { onCreated: () => void }) {
   );
 }
 
+/** Every user's live API tokens: an administrator stops a leaked one without disabling its owner. */
+function Tokens() {
+  const [tokens, setTokens] = useState<ApiToken[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [reload, setReload] = useState(0);
+  useEffect(() => {
+    api
+      .tokens(true)
+      .then((t) => {
+        setTokens(t);
+        setError(null);
+      })
+      .catch((err) => setError(errorText(err)));
+  }, [reload]);
+  return (
+    <section class="panel" aria-labelledby="admin-tokens" data-admin-tokens>
+      <h2 id="admin-tokens">API tokens of every user</h2>
+      <p class="muted">
+        Each acts as its owner. Revoke one that leaked: it is refused from the next request on, and its owner keeps their
+        account and other tokens.
+      </p>
+      <ErrorText error={error} retry={() => setReload((n) => n + 1)} />
+      {tokens === null && !error ? <Loading what="Loading tokens" /> : null}
+      {tokens !== null && tokens.length === 0 ? <Empty>No user holds an API token.</Empty> : null}
+      {tokens && tokens.length > 0 ? (
+        <TokenTable
+          tokens={tokens}
+          showOwner
+          onRevoked={(id) => setTokens((list) => (list ?? []).filter((t) => t.id !== id))}
+        />
+      ) : null}
+    </section>
+  );
+}
+
 export function AdminPage() {
   return (
     <section class="page" aria-labelledby="admin-title">
@@ -203,6 +240,7 @@ export function AdminPage() {
         <h1 id="admin-title">Admin</h1>
       </div>
       <Servers />
+      <Tokens />
       <Channels />
     </section>
   );

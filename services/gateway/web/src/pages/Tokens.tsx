@@ -5,15 +5,12 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, errorText } from '../api';
 import { CopyBox, Empty, ErrorText, Loading } from '../components/common';
-import { formatDateTime } from '../lib/format';
+import { TokenTable } from '../components/TokenTable';
 import {
   EXPIRY_CHOICES,
   type ExpiryChoice,
   SCOPES,
   expiryFor,
-  expiryText,
-  isExpired,
-  lastUseText,
   localDate,
   orderedScopes,
   scrapeConfig,
@@ -53,62 +50,6 @@ function Created({ token, onDone }: { token: CreatedApiToken; onDone: () => void
         </>
       ) : null}
     </section>
-  );
-}
-
-function TokenRow({ token, onRevoked }: { token: ApiToken; onRevoked: (id: string) => void }) {
-  const [confirming, setConfirming] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const revoke = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      await api.revokeToken(token.id);
-      onRevoked(token.id);
-    } catch (err) {
-      setError(errorText(err));
-      setBusy(false);
-    }
-  };
-  const expired = isExpired(token);
-  return (
-    <tr data-token-id={token.id} data-token-name={token.name}>
-      <td>{token.name}</td>
-      <td>
-        <code>{token.hint}</code>
-      </td>
-      <td>
-        <span class="token-scopes">
-          {token.scopes.map((s) => (
-            <span key={s} class="badge">
-              {s}
-            </span>
-          ))}
-        </span>
-      </td>
-      <td class="nowrap">{formatDateTime(token.createdAt)}</td>
-      <td class={expired ? 'nowrap error-text' : 'nowrap'}>{expiryText(token)}</td>
-      <td>{lastUseText(token)}</td>
-      <td>
-        {confirming ? (
-          <span class="confirm" role="group" aria-label={`Revoke ${token.name}?`}>
-            <span class="small">Scripts using it stop at once.</span>
-            <button type="button" class="small danger" disabled={busy} onClick={() => void revoke()}>
-              Revoke now
-            </button>
-            <button type="button" class="small secondary" disabled={busy} onClick={() => setConfirming(false)}>
-              Keep
-            </button>
-          </span>
-        ) : (
-          <button type="button" class="small danger" onClick={() => setConfirming(true)}>
-            Revoke
-          </button>
-        )}
-        <ErrorText error={error} />
-      </td>
-    </tr>
   );
 }
 
@@ -246,28 +187,7 @@ export function TokensPage() {
       {tokens === null && !error ? <Loading what="Loading tokens" /> : null}
       {tokens !== null && tokens.length === 0 ? <Empty>No API token: create one below.</Empty> : null}
       {tokens && tokens.length > 0 ? (
-        <div class="table-wrap">
-          <table class="list tokens">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Token</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Created</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Last used</th>
-                <th scope="col">
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {tokens.map((t) => (
-                <TokenRow key={t.id} token={t} onRevoked={revoked} />
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <TokenTable tokens={tokens} onRevoked={revoked} />
       ) : null}
       <NewToken
         onCreated={(t) => {
