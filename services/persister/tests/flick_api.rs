@@ -1052,21 +1052,9 @@ impl LoginRole {
 impl Drop for LoginRole {
     fn drop(&mut self) {
         let name = self.name.clone();
-        // As TestDb does: a thread with a runtime of its own, since the test's runtime must
-        // not be blocked on.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(runtime) = runtime {
-                runtime.block_on(async move {
-                    if let Ok(mut admin) = PgConnection::connect(&testkit::database_url()).await {
-                        drop_role(&mut admin, &name).await;
-                    }
-                });
-            }
-        })
-        .join();
+        testkit::with_admin_from_drop(|mut admin| async move {
+            drop_role(&mut admin, &name).await;
+        });
     }
 }
 

@@ -77,27 +77,40 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
-        // Drop may run inside the test's runtime, which must not be blocked on: a thread with
-        // its own small runtime drops the database, and FORCE ends the pool's connections (the
-        // pool belongs to the test's runtime and cannot be closed from another one).
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(runtime) = runtime {
-                runtime.block_on(async move {
-                    if let Ok(mut admin) = PgConnection::connect(&super::database_url()).await {
-                        let _ = admin
-                            .execute(AssertSqlSafe(format!(
-                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                            )))
-                            .await;
-                    }
-                });
-            }
-        })
-        .join();
+        // FORCE ends the pool's connections (the pool belongs to the test's runtime and cannot
+        // be closed from another one).
+        with_admin_from_drop(|mut admin| async move {
+            let _ = admin
+                .execute(AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .await;
+        });
     }
+}
+
+/// Runs `cleanup` on a connection to the test server's admin database and waits for it, for a
+/// `Drop` that cleans up after a test: `Drop` may run inside the test's runtime, which must not
+/// be blocked on, so this runs on a thread with a small runtime of its own. Nothing is done
+/// when the server cannot be reached.
+pub fn with_admin_from_drop<F, Fut>(cleanup: F)
+where
+    F: FnOnce(PgConnection) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let _ = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(runtime) = runtime {
+            runtime.block_on(async move {
+                if let Ok(admin) = PgConnection::connect(&super::database_url()).await {
+                    cleanup(admin).await;
+                }
+            });
+        }
+    })
+    .join();
 }
 
 /// `url` with its database replaced by `database` (query parameters kept).

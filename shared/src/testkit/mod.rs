@@ -16,7 +16,7 @@ mod prometheus;
 mod receive;
 
 pub use bed::TestBed;
-pub use database::TestDb;
+pub use database::{TestDb, with_admin_from_drop};
 pub use docker_engine::{DockerEngine, TEST_IMAGE, TestContainer};
 pub use hub_server::{Hub, HubCluster, HubServer};
 pub use nats_cluster::NatsCluster;
