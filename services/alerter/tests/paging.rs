@@ -302,20 +302,26 @@ async fn a_new_leader_neither_repages_nor_forgets_where_the_resolution_goes() {
     second.stop().await;
 }
 
+/// Asks for a test notice on every channel, as "Send test" does; the notice's id.
+async fn ask_for_a_test(pool: &sqlx::PgPool) -> Uuid {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO notification_tests (id, channel_id) SELECT $1, id FROM notification_channels",
+    )
+    .bind(id)
+    .execute(pool)
+    .await
+    .expect("ask for a test");
+    id
+}
+
 #[tokio::test]
 async fn send_test_goes_through_the_leader_and_every_attempt_is_recorded() {
     let harness = Harness::new().await;
     let ops = Receiver::start(&harness.db.pool, "ops").await;
     let alerter = harness.start(config(&harness, 0, 600));
     harness.wait_for_leader(0).await;
-    let id = Uuid::new_v4();
-    sqlx::query(
-        "INSERT INTO notification_tests (id, channel_id) SELECT $1, id FROM notification_channels",
-    )
-    .bind(id)
-    .execute(&harness.db.pool)
-    .await
-    .expect("ask for a test");
+    let id = ask_for_a_test(&harness.db.pool).await;
     let notices = ops.wait_for(1).await;
     assert_eq!(
         notices,
@@ -349,14 +355,7 @@ async fn a_test_asked_for_a_channel_loaded_mid_step_is_still_delivered() {
         .expect("lock alert_acks");
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let ops = Receiver::start(&harness.db.pool, "ops").await;
-    let id = Uuid::new_v4();
-    sqlx::query(
-        "INSERT INTO notification_tests (id, channel_id) SELECT $1, id FROM notification_channels",
-    )
-    .bind(id)
-    .execute(&harness.db.pool)
-    .await
-    .expect("ask for a test");
+    let id = ask_for_a_test(&harness.db.pool).await;
     // Several channel reloads (every 500 ms here) while the step waits.
     tokio::time::sleep(Duration::from_millis(2_000)).await;
     held.rollback().await.expect("release alert_acks");
