@@ -623,6 +623,21 @@ mod tests {
             .collect())
     }
 
+    /// A writer that has written 400 rows of `row` (several chunks), and the task reading its
+    /// body.
+    async fn four_hundred_rows(
+        row: &Sample,
+    ) -> (Writer, tokio::task::JoinHandle<Result<String, String>>) {
+        let (tx, rx) = mpsc::channel(64);
+        let reader = tokio::spawn(body_of(rx));
+        let mut writer = Writer::new::<Sample>(tx, Duration::from_secs(5));
+        for _ in 0..400 {
+            writer.push(row);
+            writer.flush_if_full().await.expect("written");
+        }
+        (writer, reader)
+    }
+
     #[tokio::test]
     async fn an_error_after_the_first_chunk_fails_the_body_and_one_before_it_is_handed_over() {
         let big = Sample {
@@ -630,13 +645,7 @@ mod tests {
             text: Some("a text of some length to fill chunks quickly......".to_owned()),
         };
         // After a chunk went out: the body fails, it does not just end.
-        let (tx, rx) = mpsc::channel(64);
-        let reader = tokio::spawn(body_of(rx));
-        let mut writer = Writer::new::<Sample>(tx, Duration::from_secs(5));
-        for _ in 0..400 {
-            writer.push(&big);
-            writer.flush_if_full().await.expect("written");
-        }
+        let (writer, reader) = four_hundred_rows(&big).await;
         assert!(writer.sent, "more than a chunk went out");
         writer
             .finish(Err(StreamError::Api(ApiError::Internal(anyhow::anyhow!(
@@ -659,25 +668,13 @@ mod tests {
         ));
 
         // Finished: the whole file, then the end.
-        let (tx, rx) = mpsc::channel(64);
-        let reader = tokio::spawn(body_of(rx));
-        let mut writer = Writer::new::<Sample>(tx, Duration::from_secs(5));
-        for _ in 0..400 {
-            writer.push(&big);
-            writer.flush_if_full().await.expect("written");
-        }
+        let (writer, reader) = four_hundred_rows(&big).await;
         writer.finish(Ok(())).await;
         let body = reader.await.expect("join").expect("complete");
         assert_eq!(body.matches("\r\n").count(), 401, "header and 400 rows");
 
         // A task that stops without finishing (a panic) fails the body too.
-        let (tx, rx) = mpsc::channel(64);
-        let reader = tokio::spawn(body_of(rx));
-        let mut writer = Writer::new::<Sample>(tx, Duration::from_secs(5));
-        for _ in 0..400 {
-            writer.push(&big);
-            writer.flush_if_full().await.expect("written");
-        }
+        let (writer, reader) = four_hundred_rows(&big).await;
         drop(writer);
         assert!(reader.await.expect("join").is_err(), "cut");
     }
