@@ -736,6 +736,22 @@ fn too_deep() -> String {
     format!("{}{}", "[".repeat(200), "]".repeat(200))
 }
 
+/// `count` firing CPU warnings of web-1, a second apart, newest a second ago, each with a
+/// message of `message_len` bytes (to make the CSV as large as a case needs).
+async fn firing_alerts(gw: &Gateway, count: i32, message_len: i32) {
+    sqlx::query(
+        "INSERT INTO alerts (id, server_id, metric, severity, state, value, threshold, started_at, message)
+         SELECT gen_random_uuid(), 'web-1', 'cpu', 'warning', 'firing', 95, 90,
+                now() - n * interval '1 second', repeat('m', $2)
+         FROM generate_series(1, $1) AS n",
+    )
+    .bind(count)
+    .bind(message_len)
+    .execute(&gw.db.pool)
+    .await
+    .expect("firing alerts");
+}
+
 #[tokio::test]
 async fn a_download_failing_after_its_first_rows_is_a_failed_transfer_and_before_them_an_error() {
     let gw = Gateway::start().await;
@@ -745,15 +761,7 @@ async fn a_download_failing_after_its_first_rows_is_a_failed_transfer_and_before
     gw.create_server(&ada.access, json!({ "id": "bad-1", "name": "bad" }))
         .await;
     // 300 good alerts (about 60 KB of CSV, several chunks), then, oldest, one that cannot be read.
-    sqlx::query(
-        "INSERT INTO alerts (id, server_id, metric, severity, state, value, threshold, started_at, message)
-         SELECT gen_random_uuid(), 'web-1', 'cpu', 'warning', 'firing', 95, 90,
-                now() - n * interval '1 second', repeat('m', 100)
-         FROM generate_series(1, 300) AS n",
-    )
-    .execute(&gw.db.pool)
-    .await
-    .expect("good alerts");
+    firing_alerts(&gw, 300, 100).await;
     sqlx::query(
         "INSERT INTO alerts (id, server_id, metric, severity, state, started_at, top_processes)
          VALUES (gen_random_uuid(), 'bad-1', 'cpu', 'warning', 'firing', now() - interval '1 hour', $1::json)",
@@ -830,15 +838,7 @@ async fn a_download_the_client_stops_reading_is_cut_at_the_request_time_limit() 
     gw.create_server(&ada.access, json!({ "id": "web-1", "name": "web" }))
         .await;
     // 40 MB of CSV: far more than the socket buffers between the gateway and this client.
-    sqlx::query(
-        "INSERT INTO alerts (id, server_id, metric, severity, state, value, threshold, started_at, message)
-         SELECT gen_random_uuid(), 'web-1', 'cpu', 'warning', 'firing', 95, 90,
-                now() - n * interval '1 second', repeat('x', 100000)
-         FROM generate_series(1, 400) AS n",
-    )
-    .execute(&gw.db.pool)
-    .await
-    .expect("alerts");
+    firing_alerts(&gw, 400, 100_000).await;
     let response = gw
         .http
         .get(format!("{}/api/v1/alerts?limit=500&format=csv", gw.base))
